@@ -1,0 +1,128 @@
+// Package auth holds who may do what: principals, roles and their capabilities,
+// password hashing and secret tokens. Roles are enforced on the server with these.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Role is a staff role.
+type Role string
+
+// The staff roles, from most to least powerful.
+const (
+	RoleAdmin    Role = "admin"
+	RoleLeader   Role = "leader"
+	RoleDuty     Role = "duty"
+	RoleObserver Role = "observer"
+)
+
+// ParseRole validates a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleAdmin, RoleLeader, RoleDuty, RoleObserver:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want admin, leader, duty or observer)", s)
+}
+
+// Capability is something a request may need.
+type Capability int
+
+// Capabilities, following the roles table in DESIGN.md.
+const (
+	CapRead       Capability = iota // read the wall, the log, the report, the event stream
+	CapWriteLog                     // write incidents, issue directives, acknowledge on behalf
+	CapRunSession                   // start/end, floor, mute, private line, roll call
+	CapAdmin                        // manage users and endpoint links
+)
+
+var roleCaps = map[Role][]Capability{
+	RoleAdmin:    {CapRead, CapWriteLog, CapRunSession, CapAdmin},
+	RoleLeader:   {CapRead, CapWriteLog, CapRunSession},
+	RoleDuty:     {CapRead, CapWriteLog},
+	RoleObserver: {CapRead},
+}
+
+// Principal is who a request acts as: a staff member or one endpoint.
+type Principal struct {
+	UserID       int64  `json:"user_id,omitempty"`
+	Username     string `json:"username,omitempty"`
+	Role         Role   `json:"role,omitempty"`
+	EndpointCode string `json:"endpoint_code,omitempty"`
+}
+
+// IsEndpoint reports whether the principal is an endpoint's join credential.
+func (p Principal) IsEndpoint() bool { return p.EndpointCode != "" }
+
+// Can reports whether a staff principal has capability c. Endpoints have none of the
+// staff capabilities; what they may do is checked per route (only as themselves).
+func (p Principal) Can(c Capability) bool {
+	if p.IsEndpoint() {
+		return false
+	}
+	for _, x := range roleCaps[p.Role] {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Actor names the principal in the audit log: "user:NAME" or "endpoint:CODE".
+func (p Principal) Actor() string {
+	if p.IsEndpoint() {
+		return "endpoint:" + p.EndpointCode
+	}
+	return "user:" + p.Username
+}
+
+// ErrBadPassword means the password did not match.
+var ErrBadPassword = errors.New("wrong username or password")
+
+// HashPassword hashes with bcrypt at its default cost.
+func HashPassword(pw string) (string, error) {
+	if len(pw) < 10 {
+		return "", errors.New("password must have at least 10 characters")
+	}
+	if len(pw) > 72 {
+		return "", errors.New("password must have at most 72 bytes (bcrypt's limit)")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// CheckPassword compares in constant time.
+func CheckPassword(hash, pw string) error {
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)); err != nil {
+		return ErrBadPassword
+	}
+	return nil
+}
+
+// NewToken returns a random URL-safe secret with 256 bits of entropy.
+func NewToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the OS has no entropy: nothing is safe
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// NewPassword returns a generated password for demo and bootstrap accounts.
+func NewPassword() string { return NewToken()[:20] }
+
+// HashToken is what the database keeps of a token: only its SHA-256.
+func HashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
