@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -125,4 +126,17 @@ func NewPassword() string { return NewToken()[:20] }
 func HashToken(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
+}
+
+type ctxKey struct{}
+
+// WithPrincipal returns ctx carrying p; the web layer sets it once per request.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext returns the request's principal, if it was authenticated.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(Principal)
+	return p, ok
 }

@@ -7,7 +7,6 @@
 package pgembed
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +83,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, fmt.Errorf("initdb: %w", err)
 		}
 	}
-	s.stopOrphan(ctx, cred)
+	if err := s.stopOrphan(ctx, cred); err != nil {
+		return nil, err
+	}
 	if s.port, err = freePort(); err != nil {
 		return nil, err
 	}
@@ -237,24 +238,24 @@ func (s *Server) waitReady(ctx context.Context) error {
 	return fmt.Errorf("postgres not ready after 60 s: %w", last)
 }
 
-// stopOrphan stops a postmaster still running on this data folder (left behind by a
-// kill -9 that Pdeathsig did not catch), so that we start one we own.
-func (s *Server) stopOrphan(ctx context.Context, cred *syscall.Credential) {
-	f, err := os.Open(filepath.Join(s.dir, "postmaster.pid"))
-	if err != nil {
-		return
+// stopOrphan stops a postmaster still running on this data folder whose parent is
+// gone (left behind by a kill -9 that Pdeathsig did not catch), so that we start one
+// we own. A server whose parent is alive belongs to another opscenter: refuse.
+func (s *Server) stopOrphan(ctx context.Context, cred *syscall.Credential) error {
+	pm, ok := readPostmaster(s.dir)
+	if !ok {
+		return nil // none, or a stale file that postgres removes itself on start
 	}
-	sc := bufio.NewScanner(f)
-	sc.Scan()
-	pid, _ := strconv.Atoi(strings.TrimSpace(sc.Text()))
-	f.Close()
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return // stale file: postgres removes it itself on start
+	if pm.ppid > 1 && syscall.Kill(pm.ppid, 0) == nil {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pm.ppid)); !strings.HasPrefix(string(comm), "systemd") {
+			return fmt.Errorf("data folder %s is in use by PostgreSQL pid %d, started by pid %d (another opscenter?)", s.dir, pm.pid, pm.ppid)
+		}
 	}
-	s.log.Warn("stopping an orphaned PostgreSQL left by an earlier run", "pid", pid)
+	s.log.Warn("stopping an orphaned PostgreSQL left by an earlier run", "pid", pm.pid)
 	if err := s.run(ctx, cred, filepath.Join(s.binDir, "pg_ctl"), "stop", "-D", s.dir, "-m", "fast", "-w", "-t", "60"); err != nil {
-		s.log.Error("could not stop orphaned PostgreSQL", "err", err)
+		return fmt.Errorf("stop orphaned PostgreSQL: %w", err)
 	}
+	return nil
 }
 
 func freePort() (int, error) {

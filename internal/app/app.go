@@ -1,0 +1,183 @@
+// Package app wires opscenter together: config → store → media → signaling → web.
+// main uses it, and so do the in-process tests, so both run the same server.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/opscenter/opscenter/configs"
+	"github.com/opscenter/opscenter/eventbus"
+	"github.com/opscenter/opscenter/internal/config"
+	"github.com/opscenter/opscenter/internal/pgembed"
+	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/web"
+)
+
+// App is a running opscenter.
+type App struct {
+	Config config.Config
+	Store  *store.Store
+	Hub    *eventbus.Hub
+	Web    *web.Server
+	Log    *slog.Logger
+	DSN    string
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+	pg      *pgembed.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// Options are start-time choices that are not configuration.
+type Options struct {
+	// DSN, when set, overrides the configured database (tests pass their own).
+	DSN string
+}
+
+// Start brings opscenter up and serves HTTP in the background. Stop undoes it.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	a := &App{Config: cfg, Log: log, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Stop(context.Background())
+		}
+	}()
+	var err error
+	if a.DSN, err = a.database(ctx, opt); err != nil {
+		return nil, err
+	}
+	if a.Store, err = store.Open(ctx, a.DSN, cfg.Database.MaxConns); err != nil {
+		return nil, err
+	}
+	if err := LoadRoster(ctx, a.Store, cfg.Roster, log); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.Hub = eventbus.New(a.Store, a.DSN, log)
+	go func() { a.Hub.Run(runCtx); close(a.done) }()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Web = web.New(web.Deps{Store: a.Store, Hub: a.Hub, Config: cfg, Log: log, Registry: reg})
+
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	a.httpSrv = &http.Server{Handler: a.Web.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		var err error
+		if cfg.HTTP.TLSCert != "" {
+			err = a.httpSrv.ServeTLS(a.httpLn, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		} else {
+			err = a.httpSrv.Serve(a.httpLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	log.Info("opscenter serving", "http", a.httpLn.Addr().String(), "public_url", cfg.HTTP.PublicURL)
+	ok = true
+	return a, nil
+}
+
+// database returns the DSN to use, starting the embedded server when none is given,
+// and runs the migrations.
+func (a *App) database(ctx context.Context, opt Options) (string, error) {
+	dsn := opt.DSN
+	if dsn == "" {
+		dsn = a.Config.Database.URL
+	}
+	if dsn == "" {
+		pg, err := pgembed.Start(ctx, pgembed.Options{
+			DataDir: a.Config.Database.DataDir, FallbackDir: a.Config.Database.FallbackDataDir, Logger: a.Log})
+		if err != nil {
+			return "", fmt.Errorf("embedded PostgreSQL: %w", err)
+		}
+		a.pg = pg
+		if err := EnsureDatabase(ctx, pg); err != nil {
+			return "", err
+		}
+		dsn = pg.DSN("opscenter")
+	}
+	err := store.Migrate(ctx, dsn, func(seq int32, name string) {
+		a.Log.Info("applying migration", "seq", seq, "name", name)
+	})
+	return dsn, err
+}
+
+// HTTPAddr is the address actually listened on (port 0 picks a free one).
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// URL is the base URL of the running server.
+func (a *App) URL() string {
+	scheme := "http"
+	if a.Config.HTTP.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + a.HTTPAddr()
+}
+
+// Stop shuts down in reverse order and stops the embedded database last.
+func (a *App) Stop(ctx context.Context) {
+	if a.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := a.httpSrv.Shutdown(sctx); err != nil {
+			_ = a.httpSrv.Close()
+		}
+		cancel()
+	}
+	if a.cancel != nil {
+		a.cancel()
+		<-a.done
+	}
+	if a.Store != nil {
+		a.Store.Close()
+	}
+	if a.pg != nil {
+		if err := a.pg.Stop(ctx); err != nil {
+			a.Log.Error("stop PostgreSQL", "err", err)
+		}
+	}
+}
+
+// LoadRoster loads the configured roster file, or the embedded one for the date.
+func LoadRoster(ctx context.Context, st *store.Store, rc config.Roster, log *slog.Logger) error {
+	var f fs.File
+	var err error
+	name := rc.File
+	if name == "" {
+		name = fmt.Sprintf("roster/%s-%s.tsv", rc.ProvinceCode, rc.Date)
+		f, err = configs.Rosters.Open(name)
+	} else {
+		f, err = os.Open(name)
+	}
+	if err != nil {
+		return fmt.Errorf("roster %s: %w", name, err)
+	}
+	defer f.Close()
+	entries, err := store.ParseRoster(f)
+	if err != nil {
+		return fmt.Errorf("roster %s: %w", name, err)
+	}
+	res, err := st.LoadRoster(ctx, rc.Date, entries)
+	if err != nil {
+		return err
+	}
+	log.Info("roster loaded", "file", name, "date", rc.Date, "endpoints", len(entries),
+		"added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged)
+	return nil
+}

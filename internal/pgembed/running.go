@@ -1,0 +1,63 @@
+package pgembed
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// postmaster describes the server named by a data folder's postmaster.pid.
+type postmaster struct {
+	pid, ppid, port int
+	socketDir       string
+}
+
+func readPostmaster(dir string) (postmaster, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return postmaster{}, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 5 {
+		return postmaster{}, false
+	}
+	var pm postmaster
+	pm.pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
+	pm.port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
+	pm.socketDir = strings.TrimSpace(lines[4])
+	if pm.pid <= 0 || syscall.Kill(pm.pid, 0) != nil {
+		return postmaster{}, false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pm.pid))
+	if err == nil {
+		// Fields after the ")" that ends the command name: state, ppid, ...
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
+			f := strings.Fields(string(stat[i+1:]))
+			if len(f) > 1 {
+				pm.ppid, _ = strconv.Atoi(f[1])
+			}
+		}
+	}
+	return pm, true
+}
+
+// RunningDSN returns a DSN for a server already running on the data folder that
+// serve would use (so admin commands work beside a running opscenter), or "".
+func RunningDSN(dataDir, fallbackDir, db string) string {
+	for _, d := range []string{dataDir, fallbackDir} {
+		if d == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			continue
+		}
+		if pm, ok := readPostmaster(abs); ok && pm.port > 0 {
+			return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", pm.socketDir, pm.port, superuser, db)
+		}
+	}
+	return ""
+}

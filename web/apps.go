@@ -1,0 +1,4 @@
+package web
+
+// appRoutes serves the embedded browser apps (/join, /login, /console, /desk).
+func (s *Server) appRoutes() {}

@@ -1,0 +1,165 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/store"
+)
+
+// Cookie names: staff and endpoint sessions are kept apart so that a desk PC that
+// opens a join link does not lose its staff login.
+const (
+	staffCookie    = "ops_session"
+	endpointCookie = "ops_endpoint"
+)
+
+// authenticate resolves the request's credential, if any, into a principal on the
+// request context. Routes decide with need() whether one is required.
+func (s *Server) authenticate(c *gin.Context) {
+	tok, viaCookie := credential(c.Request)
+	if tok == "" {
+		c.Next()
+		return
+	}
+	p, err := s.Store.Resolve(c.Request.Context(), tok)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusUnauthorized, "unauthorized", "the credential is unknown, expired or revoked", "")
+		return
+	}
+	if err != nil {
+		s.Log.Error("resolve credential", "err", err)
+		fail(c, http.StatusServiceUnavailable, "unavailable", "cannot check credentials right now", "")
+		return
+	}
+	c.Set("viaCookie", viaCookie)
+	c.Request = c.Request.WithContext(auth.WithPrincipal(c.Request.Context(), p))
+	c.Next()
+}
+
+func credential(r *http.Request) (tok string, viaCookie bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t), false
+		}
+		return "", false
+	}
+	for _, name := range []string{staffCookie, endpointCookie} {
+		if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
+			return ck.Value, true
+		}
+	}
+	return "", false
+}
+
+// checkOrigin refuses cross-site state changes (CSRF) and cross-site WebSocket
+// upgrades for cookie-authenticated requests. SameSite=Strict already keeps the
+// cookie off cross-site requests; this is the second lock. Bearer clients send no
+// cookie and are not exposed to CSRF.
+func (s *Server) checkOrigin(c *gin.Context) {
+	r := c.Request
+	safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+	isWS := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	_, hasCookie := credential(r)
+	if (safe && !isWS) || (!hasCookie && !isCookieLogin(r)) {
+		c.Next()
+		return
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		origin = r.Header.Get("Referer")
+	}
+	if origin == "" || !s.originAllowed(origin, r.Host) {
+		fail(c, http.StatusForbidden, "bad_origin", "cross-site request refused", "")
+		return
+	}
+	c.Next()
+}
+
+// isCookieLogin marks the routes that set cookies: they need the Origin check too.
+func isCookieLogin(r *http.Request) bool {
+	return r.URL.Path == "/api/v1/auth/login" || r.URL.Path == "/api/v1/auth/join"
+}
+
+func (s *Server) originAllowed(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Host == host {
+		return true
+	}
+	if pu, err := url.Parse(s.Config.HTTP.PublicURL); err == nil && pu.Host == u.Host {
+		return true
+	}
+	for _, o := range s.Config.HTTP.AllowedOrigins {
+		if ou, err := url.Parse(o); err == nil && ou.Host == u.Host {
+			return true
+		}
+	}
+	return false
+}
+
+// loginLimiter slows password guessing: after max failures within window for a
+// username or a client address, further attempts wait out an exponential back-off.
+type loginLimiter struct {
+	mu     sync.Mutex
+	max    int
+	window time.Duration
+	fails  map[string]*failState
+}
+
+type failState struct {
+	n     int
+	first time.Time
+	until time.Time
+}
+
+func newLoginLimiter(max int, window time.Duration) *loginLimiter {
+	return &loginLimiter{max: max, window: window, fails: map[string]*failState{}}
+}
+
+// blocked returns how long key must still wait.
+func (l *loginLimiter) blocked(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f := l.fails[key]; f != nil && now.Before(f.until) {
+		return f.until.Sub(now)
+	}
+	return 0
+}
+
+func (l *loginLimiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.fails[key]
+	if f == nil || now.Sub(f.first) > l.window && now.After(f.until) {
+		f = &failState{first: now}
+		l.fails[key] = f
+	}
+	f.n++
+	if f.n >= l.max {
+		backoff := time.Second << min(f.n-l.max, 8) // 1 s, 2 s, … up to about 4 min
+		f.until = now.Add(backoff)
+	}
+	if len(l.fails) > 10000 { // bound memory under a spray of usernames
+		for k, v := range l.fails {
+			if now.Sub(v.first) > l.window && now.After(v.until) {
+				delete(l.fails, k)
+			}
+		}
+	}
+}
+
+func (l *loginLimiter) succeed(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, key)
+}
