@@ -67,14 +67,17 @@ func (s *Server) checkOrigin(c *gin.Context) {
 	r := c.Request
 	safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
 	isWS := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-	_, hasCookie := credential(r)
-	if (safe && !isWS) || (!hasCookie && !isCookieLogin(r)) {
-		c.Next()
-		return
-	}
+	_, viaCookie := credential(r)
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		origin = r.Header.Get("Referer")
+	}
+	// Login and join set cookies: a browser always sends Origin on a POST, so check it
+	// when present; API clients (no Origin, no cookie) are not exposed to CSRF.
+	loginChecked := isCookieLogin(r) && origin != ""
+	if (safe && !isWS) || (!viaCookie && !loginChecked) {
+		c.Next()
+		return
 	}
 	if origin == "" || !s.originAllowed(origin, r.Host) {
 		fail(c, http.StatusForbidden, "bad_origin", "cross-site request refused", "")

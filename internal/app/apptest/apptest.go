@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -42,7 +43,14 @@ func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTP.Addr = "127.0.0.1:0"
+	// Pick the port first so the public URL (join links, Origin checks) matches it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.Addr = ln.Addr().String()
+	cfg.HTTP.PublicURL = "http://" + cfg.HTTP.Addr
+	ln.Close()
 	cfg.Media.UDPPort, cfg.Media.TCPPort, cfg.Media.TURN.Port = 0, 0, 0
 	if mutate != nil {
 		mutate(&cfg)
@@ -56,8 +64,6 @@ func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The public URL follows the real port, so Origin checks and join links match.
-	a.Config.HTTP.PublicURL = a.URL()
 	t.Cleanup(func() { a.Stop(context.Background()) })
 	return &App{App: a, t: t}
 }

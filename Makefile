@@ -1,0 +1,24 @@
+# The two commands: `make run` runs the product with its embedded defaults (demo mode),
+# `make test` runs the tests. Both install what is missing first.
+GO ?= go
+BIN := bin/opscenter
+
+.PHONY: run test build deps-run deps-test bench soak vet
+
+run: deps-run build
+	./$(BIN) serve --demo
+
+test: deps-test
+	./scripts/test.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/opscenter
+
+deps-run:
+	./scripts/install-deps.sh run
+
+deps-test:
+	./scripts/install-deps.sh test
+
+vet:
+	$(GO) vet ./...

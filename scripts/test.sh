@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command (make test; CI calls it). It runs vet, every package's tests with
+# real PostgreSQL, and the real-Chromium tests on their own (-p 1: 2 cores).
+# With CI=true a skipped test is a failure. Full output: test-output/test.log.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p test-output
+log=test-output/test.log
+: > "$log"
+
+echo "== go vet"
+go vet ./... || exit 1
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+
+pkgs=$(go list ./... | grep -v /browsertest)
+rc=0
+echo "== go test (all packages but the browser tests)"
+go test -v -count=1 -timeout 20m $pkgs >>"$log" 2>&1 || rc=1
+if go list ./browsertest >/dev/null 2>&1; then
+  echo "== go test -p 1 ./browsertest (real Chromium)"
+  go test -v -count=1 -p 1 -timeout 15m ./browsertest/... >>"$log" 2>&1 || rc=1
+fi
+
+grep -E '^(ok|FAIL|---|panic:|\s+--- FAIL)' "$log" | grep -vE '^\s*--- (PASS|SKIP)' | grep -v '^--- PASS' || true
+grep -E -A15 '^\s*--- FAIL' "$log" | head -150 || true
+pass=$(grep -cE '^\s*--- PASS' "$log")
+fail=$(grep -cE '^\s*--- FAIL' "$log")
+skip=$(grep -cE '^\s*--- SKIP' "$log")
+if [ "$skip" -gt 0 ]; then
+  grep -E -A3 '^\s*--- SKIP' "$log"
+  if [ "${CI:-}" = true ]; then
+    echo "skipped tests count as failures in CI"
+    rc=1
+  fi
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+exit $rc
