@@ -246,7 +246,7 @@ func (s *Server) stopOrphan(ctx context.Context, cred *syscall.Credential) error
 	if !ok {
 		return nil // none, or a stale file that postgres removes itself on start
 	}
-	if pm.ppid > 1 && syscall.Kill(pm.ppid, 0) == nil {
+	if pm.ppid > 1 && alive(pm.ppid) {
 		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pm.ppid)); !strings.HasPrefix(string(comm), "systemd") {
 			return fmt.Errorf("data folder %s is in use by PostgreSQL pid %d, started by pid %d (another opscenter?)", s.dir, pm.pid, pm.ppid)
 		}

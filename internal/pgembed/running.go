@@ -28,7 +28,7 @@ func readPostmaster(dir string) (postmaster, bool) {
 	pm.pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
 	pm.port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
 	pm.socketDir = strings.TrimSpace(lines[4])
-	if pm.pid <= 0 || syscall.Kill(pm.pid, 0) != nil {
+	if !alive(pm.pid) {
 		return postmaster{}, false
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pm.pid))
@@ -60,4 +60,20 @@ func RunningDSN(dataDir, fallbackDir, db string) string {
 		}
 	}
 	return ""
+}
+
+// alive reports whether pid runs; a zombie (exited, not yet reaped by its new parent)
+// does not count.
+func alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill(0)
+	}
+	if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }
