@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,8 @@ type Event struct {
 	SessionID *string         `json:"session_id,omitempty"`
 	Before    json.RawMessage `json:"before,omitempty"`
 	After     json.RawMessage `json:"after,omitempty"`
+	// Key, when set, makes RecordEvent idempotent (journal replays). Not served.
+	Key string `json:"-"`
 }
 
 // appendEvent writes e in tx. The chain head row lock makes ids gap-free and in commit
@@ -35,14 +38,22 @@ func appendEvent(ctx context.Context, tx pgx.Tx, e Event) (int64, error) {
 		`UPDATE chain_head SET last_id = last_id + 1 RETURNING last_id, last_hash`).Scan(&id, &prev); err != nil {
 		return 0, fmt.Errorf("lock chain head: %w", err)
 	}
-	at := time.Now().UTC().Truncate(time.Microsecond)
+	at := e.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	at = at.UTC().Truncate(time.Microsecond)
+	var key *string
+	if e.Key != "" {
+		key = &e.Key
+	}
 	var hash []byte
 	if err := tx.QueryRow(ctx, `
-		INSERT INTO events (id, at, actor, action, entity, entity_id, session_id, before, after, prev_hash, hash)
+		INSERT INTO events (id, at, actor, action, entity, entity_id, session_id, before, after, prev_hash, hash, client_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-		        event_hash($10, $1, $2, $3, $4, $5, $6, $7, $8, $9))
+		        event_hash($10, $1, $2, $3, $4, $5, $6, $7, $8, $9), $11)
 		RETURNING hash`,
-		id, at, e.Actor, e.Action, e.Entity, e.EntityID, e.SessionID, jsonOrNil(e.Before), jsonOrNil(e.After), prev).Scan(&hash); err != nil {
+		id, at, e.Actor, e.Action, e.Entity, e.EntityID, e.SessionID, jsonOrNil(e.Before), jsonOrNil(e.After), prev, key).Scan(&hash); err != nil {
 		return 0, fmt.Errorf("insert event: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE chain_head SET last_hash = $1`, hash); err != nil {
@@ -74,10 +85,20 @@ func mustJSON(v any) json.RawMessage {
 }
 
 // RecordEvent appends a standalone audit event (live-session actions such as floor
-// and mute, which change no other table).
+// and mute, which change no other table). An event whose Key was recorded before is
+// not written again; the earlier id is returned.
 func (s *Store) RecordEvent(ctx context.Context, e Event) (int64, error) {
 	var id int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if e.Key != "" {
+			err := tx.QueryRow(ctx, `SELECT id FROM events WHERE client_key = $1`, e.Key).Scan(&id)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("look up event key: %w", err)
+			}
+		}
 		var err error
 		id, err = appendEvent(ctx, tx, e)
 		return err

@@ -35,8 +35,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		s.Log.Error("resolve credential", "err", err)
-		fail(c, http.StatusServiceUnavailable, "unavailable", "cannot check credentials right now", "")
+		s.Log.Warn("resolve credential", "err", err)
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, "database_unavailable", "cannot check credentials right now; retry shortly", "")
 		return
 	}
 	c.Set("viaCookie", viaCookie)

@@ -45,6 +45,11 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		fail(c, http.StatusUnprocessableEntity, "invalid_transition", err.Error(), "status")
 	case errors.Is(err, store.ErrForbidden):
 		fail(c, http.StatusForbidden, "forbidden", err.Error(), "")
+	case store.IsUnavailable(err):
+		s.Log.Warn("database unavailable", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+		c.Header("Retry-After", "5")
+		fail(c, http.StatusServiceUnavailable, "database_unavailable",
+			"the log database is unreachable; nothing was saved, retry shortly", "")
 	default:
 		s.Log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 		fail(c, http.StatusInternalServerError, "internal", "internal error; it has been logged", "")
