@@ -32,6 +32,8 @@ type Options struct {
 	DataDir string
 	// FallbackDir is used when a parent of DataDir is not traversable by the server's user.
 	FallbackDir string
+	// Port names the socket; 0 picks a free one. Fault tests restart on the same port.
+	Port int
 	// Fast disables durability (fsync and friends). Only for tests.
 	Fast bool
 	// Logger receives progress; nil discards.
@@ -86,8 +88,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := s.stopOrphan(ctx, cred); err != nil {
 		return nil, err
 	}
-	if s.port, err = freePort(); err != nil {
-		return nil, err
+	if s.port = o.Port; s.port == 0 {
+		if s.port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{"-D", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses=",
 		"-c", "unix_socket_directories=" + dir, "-c", "max_connections=200"}
@@ -151,6 +155,9 @@ func serverCredential() (*syscall.Credential, *user.User, error) {
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", s.dir, s.port, superuser, db)
 }
+
+// Port is the server's port (it names the Unix socket).
+func (s *Server) Port() int { return s.port }
 
 // Dir is the data folder in use (it may be the fallback).
 func (s *Server) Dir() string { return s.dir }
