@@ -57,6 +57,9 @@ func New(d Deps) *Server {
 	s.engine.Use(gin.Recovery(), s.observe, s.limitBody, s.authenticate, s.checkOrigin)
 	s.engine.HandleMethodNotAllowed = true
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such route", "") })
+	s.engine.NoMethod(func(c *gin.Context) {
+		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "this route does not take "+c.Request.Method, "")
+	})
 
 	s.engine.GET("/healthz", s.healthz)
 	s.engine.GET("/readyz", s.readyz)
