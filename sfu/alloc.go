@@ -1,0 +1,103 @@
+package sfu
+
+// Layer allocation: which simulcast layer each video slot of one subscriber
+// gets. Pure functions, so they can be table-tested.
+
+// defaultLayerBitrate is assumed for layers that have not been measured yet
+// (paused or just started): about 180p, 360p and 720p.
+var defaultLayerBitrate = [3]int{150_000, 500_000, 1_500_000}
+
+// allocSlot is the input for one video slot.
+type allocSlot struct {
+	requested int     // requested layer, -1 = slot gated
+	layers    int     // number of layers the source publishes (1..3)
+	active    [3]bool // layer currently receiving packets
+	bitrate   [3]int  // measured ingress bitrate, 0 = unknown
+}
+
+// allocResult is the output for one video slot.
+type allocResult struct {
+	target    int  // layer wanted given request and bandwidth (drives layer demand), -1 = none
+	effective int  // layer to forward now (target, or the best active below it), -1 = none
+	limited   bool // bandwidth kept the slot below its request
+}
+
+func layerCost(s *allocSlot, l int) int {
+	if b := s.bitrate[l]; b > 0 {
+		return b
+	}
+	return defaultLayerBitrate[l]
+}
+
+func clampRequest(s *allocSlot) int {
+	r := s.requested
+	if r < 0 {
+		return -1
+	}
+	if r >= s.layers {
+		r = s.layers - 1
+	}
+	if r > 2 {
+		r = 2
+	}
+	return r
+}
+
+// allocate distributes budget (bit/s) over slots, in slot order (earlier
+// slots have priority). Every watched slot gets at least layer 0; slots are
+// then upgraded one layer at a time while the budget allows.
+func allocate(slots []allocSlot, budget int, out []allocResult) {
+	for i := range slots {
+		s := &slots[i]
+		r := clampRequest(s)
+		if r < 0 {
+			out[i] = allocResult{target: -1, effective: -1}
+			continue
+		}
+		out[i] = allocResult{target: 0}
+		budget -= layerCost(s, 0)
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := range slots {
+			s := &slots[i]
+			r := clampRequest(s)
+			t := out[i].target
+			if t < 0 || t >= r {
+				continue
+			}
+			extra := layerCost(s, t+1) - layerCost(s, t)
+			if extra <= budget {
+				budget -= extra
+				out[i].target = t + 1
+				changed = true
+			}
+		}
+	}
+	for i := range slots {
+		s := &slots[i]
+		t := out[i].target
+		if t < 0 {
+			continue
+		}
+		out[i].limited = t < clampRequest(s)
+		out[i].effective = effectiveLayer(s, t)
+	}
+}
+
+// effectiveLayer is the best active layer at or below target; if none is
+// active, the lowest active layer above it; if nothing is active, target
+// itself (the switch happens when its packets start flowing).
+func effectiveLayer(s *allocSlot, target int) int {
+	for l := target; l >= 0; l-- {
+		if s.active[l] {
+			return l
+		}
+	}
+	for l := target + 1; l < s.layers && l < 3; l++ {
+		if s.active[l] {
+			return l
+		}
+	}
+	return target
+}

@@ -1,0 +1,395 @@
+package sfu
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v2"
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/turn/v2"
+	"github.com/pion/webrtc/v3"
+)
+
+// Engine owns the network sockets (one ICE UDP port, one ICE-TCP port,
+// optional TURN) and the two webrtc.APIs (publisher and subscriber legs).
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	hooks Hooks
+
+	pubAPI *webrtc.API
+	subAPI *webrtc.API
+
+	udpConn net.PacketConn
+	udpMux  ice.UDPMux
+	tcpLn   net.Listener
+	tcpMux  ice.TCPMux
+	turn    *turn.Server
+	turnPC  net.PacketConn
+
+	udpPort, tcpPort, turnPort int
+
+	// ccMu serialises subscriber PeerConnection creation so the GCC
+	// estimator created by the interceptor can be matched with its PC.
+	ccMu    sync.Mutex
+	lastBWE cc.BandwidthEstimator
+
+	mu     sync.Mutex
+	peers  map[string]*Peer
+	closed bool
+	wg     sync.WaitGroup // reader goroutines
+}
+
+func (c *Config) setDefaults() {
+	if c.PLIInterval <= 0 {
+		c.PLIInterval = 500 * time.Millisecond
+	}
+	if c.PauseDelay <= 0 {
+		c.PauseDelay = 1500 * time.Millisecond
+	}
+	if c.PacketCacheSize <= 0 {
+		c.PacketCacheSize = 512
+	}
+	if c.InitialBitrate <= 0 {
+		c.InitialBitrate = 2_500_000
+	}
+	if c.MinBitrate <= 0 {
+		c.MinBitrate = 100_000
+	}
+	if c.MaxBitrate <= 0 {
+		c.MaxBitrate = 10_000_000
+	}
+	if c.WriterQueue <= 0 {
+		c.WriterQueue = 256
+	}
+	if len(c.NetworkTypes) == 0 {
+		c.NetworkTypes = []string{"udp4", "udp6", "tcp4", "tcp6"}
+	}
+	if c.TURN.Realm == "" {
+		c.TURN.Realm = "opscenter"
+	}
+}
+
+// NewEngine opens the sockets and builds the WebRTC APIs.
+func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error) {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	e := &Engine{cfg: cfg, log: log, hooks: hooks, peers: make(map[string]*Peer)}
+
+	var types []webrtc.NetworkType
+	wantUDP, wantTCP, wantV6 := false, false, false
+	for _, n := range cfg.NetworkTypes {
+		t, err := webrtc.NewNetworkType(n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: network type %q", ErrConfig, n)
+		}
+		types = append(types, t)
+		switch t {
+		case webrtc.NetworkTypeUDP4:
+			wantUDP = true
+		case webrtc.NetworkTypeUDP6:
+			wantUDP, wantV6 = true, true
+		case webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6:
+			wantTCP = true
+		}
+	}
+	if cfg.TCPPort < 0 {
+		types = slices.DeleteFunc(types, func(t webrtc.NetworkType) bool {
+			return t == webrtc.NetworkTypeTCP4 || t == webrtc.NetworkTypeTCP6
+		})
+		wantTCP = false
+	}
+	for _, ip := range cfg.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("%w: public IP %q", ErrConfig, ip)
+		}
+	}
+
+	lf := logging.NewDefaultLoggerFactory()
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	se.SetNetworkTypes(types)
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	if len(cfg.Interfaces) > 0 {
+		ifs := slices.Clone(cfg.Interfaces)
+		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(ifs, name) })
+	}
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+
+	if cfg.VNet != nil {
+		se.SetVNet(cfg.VNet)
+	} else {
+		if wantUDP {
+			network, host := "udp4", "0.0.0.0"
+			if wantV6 {
+				network, host = "udp", "::"
+			}
+			conn, err := net.ListenPacket(network, net.JoinHostPort(host, fmt.Sprint(cfg.UDPPort)))
+			if err != nil {
+				return nil, fmt.Errorf("sfu: listen ICE UDP: %w", err)
+			}
+			e.udpConn = conn
+			e.udpPort = conn.LocalAddr().(*net.UDPAddr).Port
+			e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), conn)
+			se.SetICEUDPMux(e.udpMux)
+		}
+		if wantTCP {
+			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.TCPPort))
+			if err != nil {
+				e.closeSockets()
+				return nil, fmt.Errorf("sfu: listen ICE TCP: %w", err)
+			}
+			e.tcpLn = ln
+			e.tcpPort = ln.Addr().(*net.TCPAddr).Port
+			e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), ln, 32)
+			se.SetICETCPMux(e.tcpMux)
+		}
+		if cfg.TURN.Enabled {
+			if err := e.startTURN(lf); err != nil {
+				e.closeSockets()
+				return nil, err
+			}
+		}
+	}
+
+	var err error
+	if e.pubAPI, err = e.newPublisherAPI(se); err != nil {
+		e.closeSockets()
+		return nil, err
+	}
+	if e.subAPI, err = e.newSubscriberAPI(se); err != nil {
+		e.closeSockets()
+		return nil, err
+	}
+	return e, nil
+}
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "goog-remb"},
+	{Type: "ccm", Parameter: "fir"},
+	{Type: "nack"},
+	{Type: "nack", Parameter: "pli"},
+	{Type: webrtc.TypeRTCPFBTransportCC},
+}
+
+var (
+	vp8Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}
+	opusCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}}
+)
+
+func registerCodecs(me *webrtc.MediaEngine, rtx bool) error {
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: vp8Codec, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return err
+	}
+	if rtx {
+		if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "video/rtx", ClockRate: 90000, SDPFmtpLine: "apt=96"},
+			PayloadType:        97,
+		}, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: opusCodec, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return err
+	}
+	return me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio)
+}
+
+// newPublisherAPI: receives simulcast; NACK generator (no responder), RTCP
+// reports, TWCC feedback generation (for the publisher's own BWE).
+func (e *Engine) newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me, true); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// newSubscriberAPI: sends; RTCP reports, TWCC header extension + GCC
+// send-side BWE (no pacer: slots write directly). No NACK responder: NACKs
+// are answered from the shared publisher-layer cache.
+func (e *Engine) newSubscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me, false); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	cfg := e.cfg
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(cfg.InitialBitrate),
+			gcc.SendSideBWEMinBitrate(cfg.MinBitrate),
+			gcc.SendSideBWEMaxBitrate(cfg.MaxBitrate),
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+		)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ccf.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) { e.lastBWE = est })
+	ir.Add(ccf)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// newSubscriberPC creates a subscriber PeerConnection and returns the GCC
+// estimator bound to it.
+func (e *Engine) newSubscriberPC() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	e.ccMu.Lock()
+	defer e.ccMu.Unlock()
+	e.lastBWE = nil
+	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, err
+	}
+	est := e.lastBWE
+	e.lastBWE = nil
+	return pc, est, nil
+}
+
+// UDPPort is the actual ICE UDP port (0 with VNet).
+func (e *Engine) UDPPort() int { return e.udpPort }
+
+// TCPPort is the actual ICE-TCP port (0 if disabled).
+func (e *Engine) TCPPort() int { return e.tcpPort }
+
+// TURNPort is the actual TURN UDP port (0 if disabled).
+func (e *Engine) TURNPort() int { return e.turnPort }
+
+// NewPeer registers a new endpoint. Its PeerConnections are created lazily.
+func (e *Engine) NewPeer(id string) (*Peer, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := e.peers[id]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrPeerExists, id)
+	}
+	p := newPeer(e, id)
+	e.peers[id] = p
+	return p, nil
+}
+
+// Peer returns the peer with that id, or nil.
+func (e *Engine) Peer(id string) *Peer {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.peers[id]
+}
+
+func (e *Engine) removePeer(p *Peer) {
+	e.mu.Lock()
+	if e.peers[p.id] == p {
+		delete(e.peers, p.id)
+	}
+	e.mu.Unlock()
+}
+
+// ActiveSpeaker returns the peer whose published audio is loudest (smoothed
+// RFC 6464 levels), or "" if everyone is silent (level below 0.1).
+func (e *Engine) ActiveSpeaker() (string, float64) {
+	e.mu.Lock()
+	peers := make([]*Peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		peers = append(peers, p)
+	}
+	e.mu.Unlock()
+	best, lvl := "", 0.1
+	for _, p := range peers {
+		if l := p.AudioLevel(); l > lvl {
+			best, lvl = p.id, l
+		}
+	}
+	if best == "" {
+		return "", 0
+	}
+	return best, lvl
+}
+
+// Close closes every peer and the sockets. It waits for the reader goroutines.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	peers := make([]*Peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		peers = append(peers, p)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, p := range peers {
+		if err := p.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.wg.Wait()
+	e.closeSockets()
+	if len(errs) > 0 {
+		return fmt.Errorf("sfu: close: %v", errs)
+	}
+	return nil
+}
+
+func (e *Engine) closeSockets() {
+	if e.turn != nil {
+		_ = e.turn.Close()
+	}
+	if e.udpMux != nil {
+		_ = e.udpMux.Close()
+	} else if e.udpConn != nil {
+		_ = e.udpConn.Close()
+	}
+	if e.tcpMux != nil {
+		e.tcpMux.Close()
+	} else if e.tcpLn != nil {
+		_ = e.tcpLn.Close()
+	}
+}
+
+func (e *Engine) reportDemand(peerID, rid string, needed bool) {
+	e.log.Debug("layer demand", "peer", peerID, "rid", rid, "needed", needed)
+	if f := e.hooks.OnLayerDemand; f != nil {
+		f(peerID, rid, needed)
+	}
+}

@@ -1,0 +1,554 @@
+package sfu
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
+)
+
+// Slot is a stable outgoing track of a subscriber (one transceiver, one
+// SSRC) whose source can be switched at runtime without renegotiation.
+//
+// Switching source or layer takes effect at the next keyframe of the new
+// source layer (a PLI is requested); audio switches at once. Sequence
+// numbers and timestamps are rewritten so the subscriber sees one continuous
+// stream.
+type Slot struct {
+	peer *Peer
+	name string
+	kind webrtc.RTPCodecType
+	dt   *downTrack
+
+	sender *webrtc.RTPSender
+	queue  chan qentry
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // control path: source, request, attachments
+	source    *UpTrack
+	requested int
+	muted     bool
+	attached  []*upLayer
+
+	target     atomic.Int32            // allocation target layer, -1 = none (drives demand)
+	desired    atomic.Pointer[upLayer] // layer to forward, nil = gated
+	current    atomic.Pointer[upLayer] // layer being forwarded (set by the writer)
+	needResync atomic.Bool             // dropping until the next keyframe
+
+	packets, bytes, dropped, nacked, switches atomic.Uint64
+	meter                                     rateMeter // writer-owned
+	rrLoss, rrJitter                          atomic.Uint64
+	rrRTT                                     atomic.Int64
+	rrTime                                    atomic.Int64
+}
+
+// queue entry operations
+const (
+	opMedia = iota
+	opNACK
+)
+
+type qentry struct {
+	layer *upLayer
+	seq   uint16
+	blp   uint16
+	flags uint8
+	op    uint8
+}
+
+// Name is the slot name given to AddSlot (also the track and stream id).
+func (s *Slot) Name() string { return s.name }
+
+// Kind is audio or video.
+func (s *Slot) Kind() webrtc.RTPCodecType { return s.kind }
+
+// Source returns the current source track (nil when gated).
+func (s *Slot) Source() *UpTrack {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.source
+}
+
+// SetSource switches the slot to track t (nil = gate off, nothing is sent)
+// and sets the requested layer. It never renegotiates.
+func (s *Slot) SetSource(t *UpTrack, requestedLayer int) error {
+	if t != nil && t.kind != s.kind {
+		return fmt.Errorf("%w: slot %s is %s, track is %s", ErrKindMismatch, s.name, s.kind, t.kind)
+	}
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if t != nil {
+		t.mu.Lock()
+		gone := t.gone
+		t.mu.Unlock()
+		if gone {
+			return fmt.Errorf("%w: track of %s has ended", ErrClosed, t.peer.id)
+		}
+	}
+	s.mu.Lock()
+	old := s.source
+	s.source = t
+	s.requested = clampLayer(requestedLayer)
+	s.mu.Unlock()
+	if old != t {
+		if old != nil {
+			old.removeWatcher(s)
+		}
+		if t != nil {
+			t.addWatcher(s)
+		}
+	}
+	s.peer.reallocate()
+	return nil
+}
+
+// SetRequestedLayer sets the layer signaling wants for this slot (0..2). The
+// effective layer is min(requested, bandwidth, available).
+func (s *Slot) SetRequestedLayer(l int) {
+	s.mu.Lock()
+	s.requested = clampLayer(l)
+	s.mu.Unlock()
+	s.peer.reallocate()
+}
+
+// SetMuted gates the slot without forgetting its source.
+func (s *Slot) SetMuted(m bool) {
+	s.mu.Lock()
+	s.muted = m
+	s.mu.Unlock()
+	s.peer.reallocate()
+}
+
+// Stats returns a snapshot of the slot's statistics.
+func (s *Slot) Stats() SlotStats {
+	s.mu.Lock()
+	st := SlotStats{Name: s.name, Kind: s.kind.String(), RequestedLayer: s.requested, Muted: s.muted}
+	if s.source != nil {
+		st.Source = s.source.peer.id
+	}
+	s.mu.Unlock()
+	st.EffectiveLayer = -1
+	if c := s.current.Load(); c != nil {
+		st.EffectiveLayer = c.index
+	}
+	st.Packets = s.packets.Load()
+	st.Bytes = s.bytes.Load()
+	st.Dropped = s.dropped.Load()
+	st.NACKed = s.nacked.Load()
+	return st
+}
+
+func clampLayer(l int) int {
+	if l < 0 {
+		return 0
+	}
+	if l > 2 {
+		return 2
+	}
+	return l
+}
+
+func (s *Slot) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// sourceGone is called when the source track ends.
+func (s *Slot) sourceGone(t *UpTrack) {
+	s.mu.Lock()
+	if s.source == t {
+		s.source = nil
+	}
+	s.mu.Unlock()
+	s.peer.reallocate()
+}
+
+// setAllocation applies the allocator's decision (called with the peer's
+// allocation lock held, never from a reader goroutine).
+func (s *Slot) setAllocation(target int, l *upLayer) {
+	changedTarget := s.target.Swap(int32(target)) != int32(target)
+	prev := s.desired.Swap(l)
+	if prev != l {
+		s.syncAttachments()
+		if l != nil && l != s.current.Load() {
+			l.requestPLI(false)
+		}
+	}
+	if changedTarget || prev != l {
+		s.mu.Lock()
+		src := s.source
+		s.mu.Unlock()
+		if src != nil {
+			src.updateDemand()
+		}
+		if prev != nil && prev.track != src {
+			prev.track.updateDemand()
+		}
+	}
+}
+
+// syncAttachments makes the slot attached exactly to the current and the
+// desired layer (the desired one so its keyframe can be caught).
+func (s *Slot) syncAttachments() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var want [2]*upLayer
+	if !s.isClosed() {
+		want = [2]*upLayer{s.current.Load(), s.desired.Load()}
+	}
+	keep := s.attached[:0]
+	for _, l := range s.attached {
+		if l == want[0] || l == want[1] {
+			keep = append(keep, l)
+		} else {
+			l.detach(s)
+		}
+	}
+	s.attached = keep
+	for _, w := range want {
+		if w == nil {
+			continue
+		}
+		found := false
+		for _, l := range s.attached {
+			if l == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			w.attach(s)
+			s.attached = append(s.attached, w)
+		}
+	}
+}
+
+// enqueue is called by publisher reader goroutines. It never blocks: when the
+// writer queue is full the packet is dropped, and video then drops until the
+// next keyframe (the writer re-syncs there, so the output stays continuous).
+func (s *Slot) enqueue(l *upLayer, seq uint16, flags uint8) {
+	video := s.kind == webrtc.RTPCodecTypeVideo
+	resync := false
+	if video && s.needResync.Load() {
+		if flags&flagKeyframe == 0 {
+			s.dropped.Add(1)
+			return
+		}
+		resync = true
+		flags |= flagResync
+	}
+	select {
+	case s.queue <- qentry{layer: l, seq: seq, flags: flags}:
+		if resync {
+			s.needResync.Store(false)
+		}
+	default:
+		s.dropped.Add(1)
+		if video && flags&flagRTX == 0 && !s.needResync.Swap(true) {
+			if c := s.current.Load(); c != nil {
+				c.requestPLI(false)
+			}
+		}
+	}
+}
+
+// writerState is owned by the writer goroutine.
+type writerState struct {
+	cur *upLayer
+	rw  rewriter
+	buf []byte
+	hdr rtp.Header
+}
+
+func (s *Slot) writeLoop() {
+	defer s.wg.Done()
+	st := &writerState{buf: make([]byte, maxCachedPayload)}
+	if s.kind == webrtc.RTPCodecTypeVideo {
+		st.rw = newRewriter(90000, 3000)
+	} else {
+		st.rw = newRewriter(48000, 960)
+	}
+	for {
+		select {
+		case <-s.closed:
+			return
+		case e := <-s.queue:
+			switch e.op {
+			case opMedia:
+				s.writeMedia(st, e)
+			case opNACK:
+				s.writeNACK(st, e)
+			}
+		}
+	}
+}
+
+func (s *Slot) writeMedia(st *writerState, e qentry) {
+	desired := s.desired.Load()
+	if desired == nil {
+		if st.cur != nil {
+			st.cur = nil
+			s.current.Store(nil)
+			s.syncAttachments()
+		}
+		return
+	}
+	b := s.dt.binding.Load()
+	if b == nil {
+		return
+	}
+	l := e.layer
+	now := nanotime()
+	if l != st.cur || e.flags&flagResync != 0 {
+		if l != desired && l != st.cur {
+			return
+		}
+		if s.kind == webrtc.RTPCodecTypeVideo && e.flags&flagKeyframe == 0 {
+			return // wait for a keyframe of the new layer
+		}
+		if !s.peer.subReady.Load() {
+			return // a keyframe sent before DTLS is up would be lost
+		}
+		n, ts, flags, ok := l.cache.get(e.seq, st.buf)
+		if !ok {
+			return
+		}
+		st.rw.startEpoch(e.seq, ts, now)
+		if l != st.cur {
+			st.cur = l
+			s.current.Store(l)
+			s.switches.Add(1)
+			s.syncAttachments()
+		}
+		s.write(st, b, e.seq, ts, flags, n, now)
+		return
+	}
+	n, ts, flags, ok := l.cache.get(e.seq, st.buf)
+	if !ok {
+		return
+	}
+	s.write(st, b, e.seq, ts, flags, n, now)
+}
+
+func (s *Slot) write(st *writerState, b *binding, srcSeq uint16, srcTS uint32, flags uint8, n int, now int64) {
+	seq, ts, ok := st.rw.rewrite(srcSeq, srcTS, now)
+	if !ok {
+		return
+	}
+	s.send(st, b, seq, ts, flags, n)
+	s.meter.add(now, n+12)
+}
+
+func (s *Slot) send(st *writerState, b *binding, seq uint16, ts uint32, flags uint8, n int) {
+	h := &st.hdr
+	h.Version = 2
+	h.Padding = false
+	h.Extension = false
+	h.Extensions = h.Extensions[:0]
+	h.Marker = flags&flagMarker != 0
+	h.PayloadType = b.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.SSRC = b.ssrc
+	if _, err := b.w.WriteRTP(h, st.buf[:n]); err != nil {
+		return
+	}
+	s.packets.Add(1)
+	s.bytes.Add(uint64(n))
+}
+
+func (s *Slot) writeNACK(st *writerState, e qentry) {
+	cur := st.cur
+	b := s.dt.binding.Load()
+	if cur == nil || b == nil {
+		return
+	}
+	for i := 0; i < 17; i++ {
+		if i > 0 && e.blp&(1<<(i-1)) == 0 {
+			continue
+		}
+		out := e.seq + uint16(i)
+		src, ok := st.rw.sourceSeq(out)
+		if !ok {
+			continue
+		}
+		n, ts, flags, ok := cur.cache.get(src, st.buf)
+		if !ok {
+			continue
+		}
+		s.send(st, b, out, st.rw.mapTS(ts), flags, n)
+		s.nacked.Add(1)
+	}
+}
+
+// rtcpLoop reads the RTCP the subscriber sends about this slot: NACKs are
+// answered from the publisher layer's cache, PLI/FIR are forwarded
+// (rate-limited) to the publisher, RRs feed statistics, REMB feeds the BWE.
+func (s *Slot) rtcpLoop() {
+	defer s.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, attr, err := s.sender.Read(buf)
+		if err != nil {
+			return
+		}
+		var pkts []rtcp.Packet
+		if attr != nil {
+			pkts, err = attr.GetRTCPPackets(buf[:n])
+		} else {
+			pkts, err = rtcp.Unmarshal(buf[:n])
+		}
+		if err != nil {
+			continue
+		}
+		b := s.dt.binding.Load()
+		var ssrc uint32
+		if b != nil {
+			ssrc = b.ssrc
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.TransportLayerNack:
+				if p.MediaSSRC != ssrc {
+					continue
+				}
+				for _, pair := range p.Nacks {
+					select {
+					case s.queue <- qentry{op: opNACK, seq: pair.PacketID, blp: uint16(pair.LostPackets)}:
+					default:
+						s.dropped.Add(1)
+					}
+				}
+			case *rtcp.PictureLossIndication:
+				if p.MediaSSRC == ssrc {
+					s.forwardPLI()
+				}
+			case *rtcp.FullIntraRequest:
+				if p.MediaSSRC == ssrc || p.MediaSSRC == 0 {
+					s.forwardPLI()
+				}
+			case *rtcp.ReceiverReport:
+				s.onReports(p.Reports, ssrc)
+			case *rtcp.SenderReport:
+				s.onReports(p.Reports, ssrc)
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				s.peer.setREMB(int(p.Bitrate))
+			}
+		}
+	}
+}
+
+func (s *Slot) forwardPLI() {
+	if c := s.current.Load(); c != nil {
+		c.requestPLI(false)
+	} else if d := s.desired.Load(); d != nil {
+		d.requestPLI(false)
+	}
+}
+
+func (s *Slot) onReports(reports []rtcp.ReceptionReport, ssrc uint32) {
+	for _, r := range reports {
+		if r.SSRC != ssrc {
+			continue
+		}
+		now := time.Now()
+		s.rrLoss.Store(math.Float64bits(float64(r.FractionLost) / 256))
+		clock := 90000.0
+		if s.kind == webrtc.RTPCodecTypeAudio {
+			clock = 48000
+		}
+		s.rrJitter.Store(math.Float64bits(float64(r.Jitter) / clock * 1000))
+		if r.LastSenderReport != 0 {
+			if rtt := rttFromReport(now, r.LastSenderReport, r.Delay); rtt > 0 {
+				s.rrRTT.Store(int64(rtt))
+			}
+		}
+		s.rrTime.Store(now.UnixNano())
+	}
+}
+
+// rttFromReport computes RTT = now - LSR - DLSR in the compact NTP format.
+func rttFromReport(now time.Time, lsr, dlsr uint32) time.Duration {
+	ntp := toNTP(now)
+	mid := uint32(ntp >> 16)
+	d := mid - lsr - dlsr
+	if int32(d) <= 0 || d > 10*65536 {
+		return 0
+	}
+	return time.Duration(uint64(d) * uint64(time.Second) >> 16)
+}
+
+func toNTP(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800
+	s := uint64(t.Unix()) + ntpEpochOffset
+	f := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return s<<32 | f
+}
+
+func (s *Slot) close() {
+	s.once.Do(func() {
+		close(s.closed)
+		s.desired.Store(nil)
+		s.target.Store(-1)
+		s.syncAttachments()
+		s.mu.Lock()
+		src := s.source
+		s.source = nil
+		s.mu.Unlock()
+		if src != nil {
+			src.removeWatcher(s)
+		}
+	})
+}
+
+// downTrack is our webrtc.TrackLocal: it records what Bind negotiated (SSRC,
+// payload type, writer) so the slot writer can build headers itself.
+type downTrack struct {
+	id, streamID string
+	kind         webrtc.RTPCodecType
+	codec        webrtc.RTPCodecCapability
+	binding      atomic.Pointer[binding]
+}
+
+type binding struct {
+	id   string
+	ssrc uint32
+	pt   uint8
+	w    webrtc.TrackLocalWriter
+}
+
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, d.codec.MimeType) {
+			d.binding.Store(&binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+}
+
+func (d *downTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	if b := d.binding.Load(); b != nil && b.id == ctx.ID() {
+		d.binding.Store(nil)
+	}
+	return nil
+}
+
+func (d *downTrack) ID() string                       { return d.id }
+func (d *downTrack) RID() string                      { return "" }
+func (d *downTrack) StreamID() string                 { return d.streamID }
+func (d *downTrack) Kind() webrtc.RTPCodecType        { return d.kind }
+func (d *downTrack) Codec() webrtc.RTPCodecCapability { return d.codec }

@@ -1,0 +1,87 @@
+package sfu
+
+import (
+	"math"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+)
+
+// Stats returns a snapshot of the peer's statistics.
+func (p *Peer) Stats() PeerStats {
+	now := nanotime()
+	st := PeerStats{ID: p.id, EstimateBps: p.estimate(), AudioLevel: p.AudioLevel()}
+	p.mu.Lock()
+	pub, sub := p.pub, p.sub
+	slots := append([]*Slot(nil), p.slots...)
+	tracks := append([]*UpTrack(nil), p.tracks...)
+	p.mu.Unlock()
+	if pub != nil {
+		st.Publisher.State = pub.ConnectionState().String()
+		st.Publisher.RTT = pairRTT(pub)
+	}
+	if sub != nil {
+		st.Subscriber.State = sub.ConnectionState().String()
+		st.Subscriber.RTT = pairRTT(sub)
+	}
+	var lostSum, pktSum uint64
+	var jit float64
+	for _, t := range tracks {
+		for i := range t.layers {
+			l := t.layers[i].Load()
+			if l == nil {
+				continue
+			}
+			st.BitrateIn += l.meter.bitrate(now)
+			lostSum += l.lost.Load()
+			pktSum += l.packets.Load()
+			clock := 90000.0
+			if t.kind == webrtc.RTPCodecTypeAudio {
+				clock = 48000
+			}
+			jit = math.Max(jit, math.Float64frombits(l.jitter.Load())/clock*1000)
+			if ts := l.lastRTCP.Load(); ts > st.Publisher.LastRTCP.UnixNano() {
+				st.Publisher.LastRTCP = time.Unix(0, ts)
+			}
+		}
+		if t.kind == webrtc.RTPCodecTypeVideo && st.Video == nil {
+			st.Video = t.Layers()
+		}
+	}
+	if pktSum+lostSum > 0 {
+		st.Publisher.Loss = float64(lostSum) / float64(pktSum+lostSum)
+	}
+	st.Publisher.JitterMs = jit
+	st.Publisher.BitrateBs = st.BitrateIn
+	var rtt time.Duration
+	for _, s := range slots {
+		ss := s.Stats()
+		st.Slots = append(st.Slots, ss)
+		st.BitrateOut += s.meter.bitrate(now)
+		if t := s.rrTime.Load(); t != 0 {
+			st.Subscriber.Loss = math.Max(st.Subscriber.Loss, math.Float64frombits(s.rrLoss.Load()))
+			st.Subscriber.JitterMs = math.Max(st.Subscriber.JitterMs, math.Float64frombits(s.rrJitter.Load()))
+			if r := time.Duration(s.rrRTT.Load()); r > rtt {
+				rtt = r
+			}
+			if tt := time.Unix(0, t); tt.After(st.Subscriber.LastRTCP) {
+				st.Subscriber.LastRTCP = tt
+			}
+		}
+	}
+	if rtt > 0 {
+		st.Subscriber.RTT = rtt
+	}
+	st.Subscriber.BitrateBs = st.BitrateOut
+	return st
+}
+
+// pairRTT returns the selected ICE candidate pair's current RTT.
+func pairRTT(pc *webrtc.PeerConnection) time.Duration {
+	for _, s := range pc.GetStats() {
+		if cp, ok := s.(webrtc.ICECandidatePairStats); ok && cp.Nominated && cp.CurrentRoundTripTime > 0 {
+			return time.Duration(cp.CurrentRoundTripTime * float64(time.Second))
+		}
+	}
+	return 0
+}

@@ -1,0 +1,237 @@
+package sfu
+
+import (
+	"fmt"
+
+	"github.com/pion/webrtc/v3"
+)
+
+func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if p.sub != nil {
+		pc := p.sub
+		p.mu.Unlock()
+		return pc, nil
+	}
+	p.mu.Unlock()
+	pc, bwe, err := p.e.newSubscriberPC()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: subscriber pc: %w", err)
+	}
+	p.wireCommon(pc, Subscriber)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.log.Debug("connection state", "leg", "subscriber", "state", s.String())
+		if f := p.e.hooks.OnPeerState; f != nil {
+			f(p.id, Subscriber, s)
+		}
+		p.subReady.Store(s == webrtc.PeerConnectionStateConnected)
+		if s == webrtc.PeerConnectionStateConnected {
+			p.reallocate() // asks for keyframes of every pending slot
+		}
+	})
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s != webrtc.ICEConnectionStateConnected && s != webrtc.ICEConnectionStateCompleted {
+			return
+		}
+		p.mu.Lock()
+		wait := p.negWait
+		p.negWait = false
+		p.mu.Unlock()
+		if wait {
+			p.needNegotiation()
+		}
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		_ = pc.Close()
+		return nil, ErrClosed
+	}
+	if p.sub != nil { // lost a race
+		_ = pc.Close()
+		return p.sub, nil
+	}
+	p.sub = pc
+	p.bwe = bwe
+	return pc, nil
+}
+
+// AddSlot adds an outgoing slot (a new sendonly transceiver) on the
+// subscriber leg and marks negotiation needed.
+func (p *Peer) AddSlot(name string, kind webrtc.RTPCodecType) (*Slot, error) {
+	if kind != webrtc.RTPCodecTypeAudio && kind != webrtc.RTPCodecTypeVideo {
+		return nil, fmt.Errorf("%w: slot kind %v", ErrKindMismatch, kind)
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	pc, err := p.ensureSub()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	_, dup := p.slotByName[name]
+	p.mu.Unlock()
+	if dup {
+		return nil, fmt.Errorf("%w: %q", ErrSlotExists, name)
+	}
+	codec := vp8Codec
+	if kind == webrtc.RTPCodecTypeAudio {
+		codec = opusCodec
+	}
+	s := &Slot{
+		peer:   p,
+		name:   name,
+		kind:   kind,
+		queue:  make(chan qentry, p.e.cfg.WriterQueue),
+		closed: make(chan struct{}),
+	}
+	s.target.Store(-1)
+	s.dt = &downTrack{id: name, streamID: name, kind: kind, codec: codec}
+	tr, err := pc.AddTransceiverFromTrack(s.dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: add slot %q: %w", name, err)
+	}
+	s.sender = tr.Sender()
+	p.mu.Lock()
+	p.slots = append(p.slots, s)
+	p.slotByName[name] = s
+	p.mu.Unlock()
+	s.wg.Add(2)
+	go s.writeLoop()
+	go s.rtcpLoop()
+	p.needNegotiation()
+	return s, nil
+}
+
+// RemoveSlot removes a slot (renegotiation needed).
+func (p *Peer) RemoveSlot(name string) error {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	p.mu.Lock()
+	s := p.slotByName[name]
+	if s == nil {
+		p.mu.Unlock()
+		return fmt.Errorf("sfu: no slot %q", name)
+	}
+	delete(p.slotByName, name)
+	for i, x := range p.slots {
+		if x == s {
+			p.slots = append(p.slots[:i], p.slots[i+1:]...)
+			break
+		}
+	}
+	pc := p.sub
+	p.mu.Unlock()
+	s.close()
+	var err error
+	if pc != nil {
+		err = pc.RemoveTrack(s.sender)
+	}
+	s.wg.Wait()
+	p.needNegotiation()
+	p.reallocate()
+	return err
+}
+
+// Slot returns the slot with that name, or nil.
+func (p *Peer) Slot(name string) *Slot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.slotByName[name]
+}
+
+// Slots returns the slots in creation order.
+func (p *Peer) Slots() []*Slot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*Slot(nil), p.slots...)
+}
+
+// needNegotiation fires OnNegotiationNeeded, coalescing bursts (several
+// AddSlot calls give one offer). While a first negotiation has not connected
+// yet, the follow-up round waits for the connection: Pion answerers treat a
+// re-offer that arrives before their ICE transport started as an ICE restart.
+func (p *Peer) needNegotiation() {
+	p.mu.Lock()
+	p.negPending = true
+	f := p.onNeg
+	fire := !p.offerOut && !p.negFired && f != nil && !p.closed
+	if fire && p.sub != nil && p.sub.CurrentRemoteDescription() != nil {
+		switch p.sub.ICEConnectionState() {
+		case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		default:
+			p.negWait = true
+			fire = false
+		}
+	}
+	if fire {
+		p.negFired = true
+	}
+	p.mu.Unlock()
+	if fire {
+		go f()
+	}
+}
+
+// CreateSubscriberOffer creates and applies an offer for the subscriber leg.
+func (p *Peer) CreateSubscriberOffer(iceRestart bool) (string, error) {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	pc, err := p.ensureSub()
+	if err != nil {
+		return "", err
+	}
+	offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: iceRestart})
+	if err != nil {
+		return "", fmt.Errorf("sfu: create offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", fmt.Errorf("sfu: set local offer: %w", err)
+	}
+	p.mu.Lock()
+	p.negPending = false
+	p.negFired = false
+	p.offerOut = true
+	p.mu.Unlock()
+	return pc.LocalDescription().SDP, nil
+}
+
+// SetSubscriberAnswer applies the client's answer to the last subscriber
+// offer. If slots changed meanwhile, OnNegotiationNeeded fires again.
+func (p *Peer) SetSubscriberAnswer(answerSDP string) error {
+	if err := validateSDP(answerSDP); err != nil {
+		return err
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	p.mu.Lock()
+	pc := p.sub
+	out := p.offerOut
+	p.mu.Unlock()
+	if pc == nil || !out {
+		return fmt.Errorf("%w: no subscriber offer outstanding", ErrBadState)
+	}
+	err := safe(func() error {
+		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP}); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSDP, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.offerOut = false
+	again := p.negPending
+	p.mu.Unlock()
+	p.flushCandidates(Subscriber, pc)
+	if again {
+		p.needNegotiation()
+	}
+	p.reallocate()
+	return nil
+}
