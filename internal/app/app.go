@@ -20,6 +20,8 @@ import (
 	"github.com/opscenter/opscenter/eventbus"
 	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/internal/pgembed"
+	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/web"
 )
@@ -30,6 +32,7 @@ type App struct {
 	Store  *store.Store
 	Hub    *eventbus.Hub
 	Web    *web.Server
+	Live   *signaling.Service
 	Log    *slog.Logger
 	DSN    string
 
@@ -72,7 +75,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.Web = web.New(web.Deps{Store: a.Store, Hub: a.Hub, Config: cfg, Log: log, Registry: reg})
+	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Hub: a.Hub, Log: log, Registry: reg,
+		Media:  MediaConfig(cfg.Media),
+		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins}}); err != nil {
+		return nil, err
+	}
+	log.Info("media listening", "udp", a.Live.Engine().UDPPort(), "tcp", a.Live.Engine().TCPPort(),
+		"turn", a.Live.Engine().TURNPort())
+	a.Web = web.New(web.Deps{Store: a.Store, Hub: a.Hub, Config: cfg, Log: log, Registry: reg,
+		Presence: a.Live, Live: a.Live})
 
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
@@ -140,6 +151,11 @@ func (a *App) Stop(ctx context.Context) {
 		}
 		cancel()
 	}
+	if a.Live != nil {
+		if err := a.Live.Close(); err != nil {
+			a.Log.Error("stop media", "err", err)
+		}
+	}
 	if a.cancel != nil {
 		a.cancel()
 		<-a.done
@@ -152,6 +168,19 @@ func (a *App) Stop(ctx context.Context) {
 			a.Log.Error("stop PostgreSQL", "err", err)
 		}
 	}
+}
+
+// MediaConfig turns the media section of the config into the engine's config.
+func MediaConfig(m config.Media) sfu.Config {
+	c := sfu.DefaultConfig()
+	c.UDPPort, c.TCPPort = m.UDPPort, m.TCPPort
+	c.PublicIPs = m.PublicIPs
+	c.IncludeLoopback = m.IncludeLoopback
+	c.TURN.Enabled, c.TURN.Port = m.TURN.Enabled, m.TURN.Port
+	if m.TURN.Realm != "" {
+		c.TURN.Realm = m.TURN.Realm
+	}
+	return c
 }
 
 // LoadRoster loads the configured roster file, or the embedded one for the date.

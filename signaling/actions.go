@@ -1,0 +1,243 @@
+package signaling
+
+import (
+	"slices"
+)
+
+// Live-session state changes. Each locks the room, changes state, tells the
+// connections concerned and reports whether routing must be recomputed. They
+// return an error code ("" for success) for the requester.
+
+func (r *Room) sessionLocked() string {
+	if r.sessionID == "" {
+		return ErrNoSession
+	}
+	return ""
+}
+
+// setSession records the session in progress ("" when none). Ending a session
+// clears the floor, the hands, the private line and the roll call but keeps
+// connections.
+func (r *Room) setSession(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sessionID == id {
+		return
+	}
+	r.sessionID = id
+	if id == "" {
+		r.floor, r.privateLine, r.rollCall = "", "", false
+		r.hands = nil
+		for _, m := range r.members {
+			m.hand = false
+		}
+		r.toAll(TypeFloor, FloorMsg{})
+		r.toAll(TypeHands, HandsMsg{Queue: []string{}})
+		r.toAll(TypePrivateLine, PrivateLineMsg{})
+		r.toAll(TypeRollCall, RollCallMsg{})
+		r.toAll(TypeSession, SessionMsg{State: "none"})
+	} else {
+		r.toAll(TypeSession, SessionMsg{State: "in_progress", ID: id})
+	}
+	r.onChange()
+}
+
+func (r *Room) currentSession() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessionID
+}
+
+func (r *Room) giveFloor(code string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.sessionLocked(); e != "" {
+		return e
+	}
+	r.floor = code
+	c := code
+	r.toAll(TypeFloor, FloorMsg{Code: &c})
+	if i := slices.Index(r.hands, code); i >= 0 {
+		r.hands = slices.Delete(r.hands, i, i+1)
+		if m := r.members[code]; m != nil {
+			m.hand = false
+		}
+		r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+	}
+	r.onChange()
+	return ""
+}
+
+func (r *Room) revokeFloor() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.sessionLocked(); e != "" {
+		return e
+	}
+	r.floor = ""
+	r.toAll(TypeFloor, FloorMsg{})
+	r.onChange()
+	return ""
+}
+
+func (r *Room) floorHolder() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.floor
+}
+
+func (r *Room) setHand(code string, up bool) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.member(code)
+	if m.hand == up {
+		return ""
+	}
+	if up && r.sessionID == "" {
+		return ErrNoSession
+	}
+	m.hand = up
+	if up {
+		r.hands = append(r.hands, code)
+	} else if i := slices.Index(r.hands, code); i >= 0 {
+		r.hands = slices.Delete(r.hands, i, i+1)
+	}
+	r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+	return ""
+}
+
+// setMuted mutes or unmutes an endpoint on the command room's behalf.
+func (r *Room) setMuted(code string, muted bool, by string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setMutedLocked(code, muted, by)
+	r.onChange()
+}
+
+func (r *Room) setMutedLocked(code string, muted bool, by string) {
+	m := r.member(code)
+	m.muted = muted
+	m.unmuteAsked = false
+	msg := MuteMsg{Code: code, Muted: muted, By: by}
+	r.toCode(code, TypeMute, msg)
+	for _, c := range r.conns {
+		if c.role == RoleConsole {
+			c.send(TypeMute, "", msg)
+		}
+	}
+}
+
+// muteAll mutes every known endpoint but the command room.
+func (r *Room) muteAll(by string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var codes []string
+	for _, code := range sortedKeys(r.members) {
+		if code != CommandCode && !r.members[code].muted {
+			r.setMutedLocked(code, true, by)
+			codes = append(codes, code)
+		}
+	}
+	r.onChange()
+	return codes
+}
+
+// requestUnmute asks an endpoint's user to confirm unmuting.
+func (r *Room) requestUnmute(code, by string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[code]
+	if m == nil || m.conn == nil {
+		return ErrNotConnected
+	}
+	m.unmuteAsked = true
+	m.conn.send(TypeUnmuteRequest, "", UnmuteRequestMsg{By: by})
+	return ""
+}
+
+// unmuteAccept is the endpoint's confirmation of a pending unmute request.
+func (r *Room) unmuteAccept(code string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[code]
+	if m == nil || !m.unmuteAsked {
+		return ErrNoUnmuteAsked
+	}
+	r.setMutedLocked(code, false, "endpoint:"+code)
+	r.onChange()
+	return ""
+}
+
+// selfMute records the endpoint's own microphone state.
+func (r *Room) selfMute(code string, micOn bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.member(code)
+	if m.selfMuted == !micOn {
+		return
+	}
+	m.selfMuted = !micOn
+	r.onChange()
+}
+
+func (r *Room) setPrivateLine(code string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.sessionLocked(); e != "" && code != "" {
+		return e
+	}
+	r.privateLine = code
+	var p *string
+	if code != "" {
+		p = &code
+	}
+	r.toConsoles(TypePrivateLine, PrivateLineMsg{Code: p})
+	r.toCode(code, TypePrivateLine, PrivateLineMsg{Code: p})
+	r.onChange()
+	return ""
+}
+
+func (r *Room) privateLineCode() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.privateLine
+}
+
+func (r *Room) setRollCall(on bool) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.sessionLocked(); e != "" && on {
+		return e
+	}
+	r.rollCall = on
+	r.toAll(TypeRollCall, RollCallMsg{Active: on})
+	r.onChange()
+	return ""
+}
+
+// remove takes an endpoint out of the session: its floor, hand and private line
+// are cleared and its connection is returned for closing.
+func (r *Room) remove(code string) *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[code]
+	if m == nil {
+		return nil
+	}
+	c := m.conn
+	if r.floor == code {
+		r.floor = ""
+		r.toAll(TypeFloor, FloorMsg{})
+	}
+	if r.privateLine == code {
+		r.privateLine = ""
+		r.toConsoles(TypePrivateLine, PrivateLineMsg{})
+	}
+	if i := slices.Index(r.hands, code); i >= 0 {
+		r.hands = slices.Delete(r.hands, i, i+1)
+		r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+	}
+	m.hand = false
+	r.onChange()
+	return c
+}

@@ -1,0 +1,489 @@
+package signaling
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/store"
+)
+
+// handler is one message type's entry: its function and what it requires.
+type handler struct {
+	fn     func(*conn, *Envelope) error
+	joined bool // needs a prior join
+	leader bool // needs a staff principal with the run-session capability
+}
+
+// on adapts a typed handler: the payload is decoded strictly into T.
+func on[T any](f func(c *conn, id string, p *T) error) func(*conn, *Envelope) error {
+	return func(c *conn, env *Envelope) error {
+		var p T
+		if len(env.Payload) > 0 && !bytes.Equal(env.Payload, []byte("null")) {
+			dec := json.NewDecoder(bytes.NewReader(env.Payload))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&p); err != nil {
+				return perr(ErrBadPayload, "%s payload: %v", env.Type, err)
+			}
+		}
+		return f(c, env.ID, &p)
+	}
+}
+
+func joined[T any](f func(*conn, string, *T) error) handler {
+	return handler{fn: on(f), joined: true}
+}
+
+func leader[T any](f func(*conn, string, *T) error) handler {
+	return handler{fn: on(f), joined: true, leader: true}
+}
+
+// handlers maps every client message type to its handler.
+var handlers = map[string]handler{
+	TypeJoin:             {fn: on(onJoin)},
+	TypePing:             {fn: on(onPing)},
+	TypeLeave:            {fn: on(onLeave)},
+	TypePublishOffer:     joined(onPublishOffer),
+	TypeSubscriberAnswer: joined(onSubscriberAnswer),
+	TypeICECandidate:     joined(onICECandidate),
+	TypeICERestart:       joined(onICERestart),
+	TypeMuteState:        joined(onMuteState),
+	TypeRaiseHand:        joined(onRaiseHand),
+	TypeLowerHand:        joined(onLowerHand),
+	TypeLayerRequest:     joined(onLayerRequest),
+	TypeVisibility:       joined(onVisibility),
+	TypeUnmuteAccept:     joined(onUnmuteAccept),
+	TypeGiveFloor:        leader(onGiveFloor),
+	TypeRevokeFloor:      leader(onRevokeFloor),
+	TypeMute:             leader(onMute),
+	TypeMuteAll:          leader(onMuteAll),
+	TypeRequestUnmute:    leader(onRequestUnmute),
+	TypePrivateLineOpen:  leader(onPrivateLineOpen),
+	TypePrivateLineClose: leader(onPrivateLineClose),
+	TypeRollCallStart:    leader(onRollCallStart),
+	TypeRollCallStop:     leader(onRollCallStop),
+	TypeRemove:           leader(onRemove),
+	TypeSessionEnd:       leader(onSessionEnd),
+}
+
+// ---- connection and media ----
+
+func onJoin(c *conn, id string, m *JoinMsg) error {
+	if c.joined {
+		return perr(ErrAlreadyJoined, "this connection has already joined")
+	}
+	switch {
+	case m.Role == "":
+		return perr(ErrMissingRole, `join needs a role: "endpoint" or "console"`)
+	case m.Role != RoleEndpoint && m.Role != RoleConsole:
+		return perr(ErrBadPayload, "unknown role %q", m.Role)
+	}
+	n := c.svc.seq.Add(1)
+	if c.p.IsEndpoint() {
+		c.code = c.p.EndpointCode
+		c.role = RoleEndpoint
+		if c.code == CommandCode { // the command room's device: console and program
+			c.role, c.program = RoleConsole, true
+		} else if m.Role == RoleConsole {
+			return perr(ErrForbidden, "only the command room may join as a console")
+		}
+		c.peerID = fmt.Sprintf("%s#%d", c.code, n)
+	} else {
+		if m.Role != RoleConsole {
+			return perr(ErrForbidden, "staff join as a console")
+		}
+		if !c.p.Can(auth.CapRead) {
+			return perr(ErrForbidden, "your role cannot watch the session")
+		}
+		c.code, c.role = CommandCode, RoleConsole
+		c.leader = c.p.Can(auth.CapRunSession)
+		c.program = c.leader
+		c.peerID = fmt.Sprintf("staff:%s#%d", c.p.Username, n)
+	}
+	peer, err := c.svc.engine.NewPeer(c.peerID)
+	if err != nil {
+		return fmt.Errorf("new peer: %w", err)
+	}
+	c.peer = peer
+	for _, name := range BaseSlots {
+		kind := webrtc.RTPCodecTypeVideo
+		if SlotIsAudio(name) {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if _, err := peer.AddSlot(name, kind); err != nil {
+			return fmt.Errorf("add slot %s: %w", name, err)
+		}
+	}
+	peer.OnCandidate(func(t sfu.Target, ci *webrtc.ICECandidateInit) {
+		c.send(TypeICECandidate, "", CandidateMsg{Target: t.String(), Candidate: ci})
+	})
+	peer.OnNegotiationNeeded(func() { c.post(func() { c.negotiate(false) }) })
+	c.joined = true
+	c.svc.log.Info("signaling: joined", "peer", c.peerID, "actor", c.p.Actor(), "role", c.role,
+		"agent", m.Device.UserAgent, "label", m.Device.Label)
+
+	old := c.svc.room.join(c)
+	if old != nil {
+		old.send(TypeReplaced, "", ReplacedMsg{You: "old", Reason: "a newer device joined with the same credential"})
+		old.closeAfter(StatusReplaced, "replaced by a newer device")
+		c.send(TypeReplaced, "", ReplacedMsg{You: "new", Reason: "an older device with the same credential was disconnected"})
+	}
+	c.svc.room.welcome(c, id, old != nil, c.svc.iceServers(c.peerID))
+	c.negotiate(false)
+	return nil
+}
+
+// StatusReplaced is the WebSocket close code sent to a replaced connection.
+const StatusReplaced websocket.StatusCode = 4000
+
+// StatusRemoved is the close code sent to an endpoint the command room removed.
+const StatusRemoved websocket.StatusCode = 4001
+
+func onPing(c *conn, id string, _ *Empty) error {
+	c.send(TypePong, id, Empty{})
+	return nil
+}
+
+func onLeave(c *conn, _ string, _ *Empty) error {
+	c.clean.Store(true)
+	c.closeAfter(websocket.StatusNormalClosure, "bye")
+	return nil
+}
+
+// negotiate sends a subscriber offer, or notes that one is needed after the
+// outstanding offer is answered.
+func (c *conn) negotiate(iceRestart bool) {
+	if c.peer == nil {
+		return
+	}
+	if c.offerOut {
+		c.negAgain = true
+		return
+	}
+	sdp, err := c.peer.CreateSubscriberOffer(iceRestart)
+	if err != nil {
+		if !errors.Is(err, sfu.ErrClosed) {
+			c.svc.log.Error("signaling: subscriber offer", "peer", c.peerID, "err", err)
+			c.sendErr(ErrInternal, "cannot create the subscriber offer", "")
+		}
+		return
+	}
+	c.offerOut = true
+	c.send(TypeSubscriberOffer, "", SDPMsg{SDP: sdp})
+}
+
+func sdpError(err error) error {
+	if errors.Is(err, sfu.ErrInvalidSDP) {
+		return perr(ErrInvalidSDP, "%v", err)
+	}
+	if errors.Is(err, sfu.ErrBadState) {
+		return perr(ErrBadState, "%v", err)
+	}
+	return err
+}
+
+func onPublishOffer(c *conn, id string, m *SDPMsg) error {
+	answer, err := c.peer.PublishOffer(m.SDP)
+	if err != nil {
+		return sdpError(err)
+	}
+	c.send(TypePublishAnswer, id, SDPMsg{SDP: answer})
+	return nil
+}
+
+func onSubscriberAnswer(c *conn, _ string, m *SDPMsg) error {
+	if !c.offerOut {
+		return perr(ErrBadState, "no subscriber offer is outstanding")
+	}
+	if err := c.peer.SetSubscriberAnswer(m.SDP); err != nil {
+		return sdpError(err)
+	}
+	c.offerOut = false
+	if c.negAgain {
+		c.negAgain = false
+		c.negotiate(false)
+	}
+	return nil
+}
+
+func onICECandidate(c *conn, _ string, m *CandidateMsg) error {
+	var t sfu.Target
+	switch m.Target {
+	case "publisher":
+		t = sfu.Publisher
+	case "subscriber":
+		t = sfu.Subscriber
+	default:
+		return perr(ErrBadPayload, `target must be "publisher" or "subscriber"`)
+	}
+	if m.Candidate == nil {
+		return nil // end of candidates
+	}
+	if err := c.peer.AddCandidate(t, *m.Candidate); err != nil {
+		return perr(ErrBadPayload, "candidate rejected: %v", err)
+	}
+	return nil
+}
+
+func onICERestart(c *conn, _ string, _ *Empty) error {
+	if c.offerOut {
+		return perr(ErrBadState, "a subscriber offer is outstanding; answer it first")
+	}
+	c.negotiate(true)
+	return nil
+}
+
+func onMuteState(c *conn, _ string, m *MuteStateMsg) error {
+	if c.staffID == 0 {
+		c.svc.room.selfMute(c.code, m.Audio)
+	}
+	return nil
+}
+
+func onRaiseHand(c *conn, _ string, _ *Empty) error {
+	if c.staffID != 0 || c.code == CommandCode {
+		return perr(ErrForbidden, "only endpoints raise hands")
+	}
+	if e := c.svc.room.setHand(c.code, true); e != "" {
+		return perr(e, "no session is in progress")
+	}
+	return nil
+}
+
+func onLowerHand(c *conn, _ string, _ *Empty) error {
+	c.svc.room.setHand(c.code, false)
+	return nil
+}
+
+func onUnmuteAccept(c *conn, _ string, _ *Empty) error {
+	if e := c.svc.room.unmuteAccept(c.code); e != "" {
+		return perr(e, "no unmute request is pending")
+	}
+	return c.svc.audit(context.Background(), c.p.Actor(), "mute.lifted", c.code, map[string]any{"muted": false})
+}
+
+func onLayerRequest(c *conn, _ string, m *LayerRequestMsg) error {
+	if m.Layer < sfu.LayerLow || m.Layer > sfu.LayerHigh {
+		return perr(ErrBadPayload, "layer must be 0, 1 or 2")
+	}
+	if strings.HasPrefix(m.Slot, tilePrefix) {
+		return perr(ErrBadPayload, "tile layers follow visibility sizes")
+	}
+	s := c.peer.Slot(m.Slot)
+	if s == nil || SlotIsAudio(m.Slot) {
+		return perr(ErrBadPayload, "no video slot %q", m.Slot)
+	}
+	s.SetRequestedLayer(m.Layer)
+	return nil
+}
+
+func onVisibility(c *conn, _ string, m *VisibilityMsg) error {
+	if c.role != RoleConsole {
+		return perr(ErrForbidden, "only consoles monitor tiles")
+	}
+	tiles := make([]Tile, 0, len(m.Tiles))
+	used := map[int]bool{}
+	for _, t := range m.Tiles {
+		if t.Slot != nil {
+			if *t.Slot < 0 || *t.Slot >= MaxTiles {
+				return perr(ErrTileOutOfRange, "tile slot must be 0..%d", MaxTiles-1)
+			}
+			used[*t.Slot] = true
+		}
+		if t.Size != "small" && t.Size != "large" && t.Size != "" {
+			return perr(ErrBadPayload, `size must be "small" or "large"`)
+		}
+	}
+	next := 0
+	for _, t := range m.Tiles {
+		if !t.Visible {
+			continue
+		}
+		slot := 0
+		if t.Slot != nil {
+			slot = *t.Slot
+		} else {
+			for used[next] {
+				next++
+			}
+			slot = next
+			used[slot] = true
+		}
+		if slot >= MaxTiles {
+			return perr(ErrTileOutOfRange, "more than %d tiles", MaxTiles)
+		}
+		tiles = append(tiles, Tile{Slot: slot, Code: t.Code, Large: t.Size == "large"})
+	}
+	c.svc.room.setTiles(c.peerID, tiles)
+	return nil
+}
+
+// ---- leader actions: validate, write the audit event, then apply ----
+
+func (c *conn) target(code string) error {
+	if code == "" {
+		return perr(ErrBadPayload, "code is required")
+	}
+	if code == CommandCode {
+		return perr(ErrBadPayload, "the command room cannot be the target")
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.svc.store.GetEndpoint(ctx, code); errors.Is(err, store.ErrNotFound) {
+		return perr(ErrUnknownCode, "no endpoint %q in the roster", code)
+	} else if err != nil {
+		return fmt.Errorf("roster lookup: %w", err)
+	}
+	return nil
+}
+
+func (c *conn) needSession() error {
+	if c.svc.room.currentSession() == "" {
+		return perr(ErrNoSession, "no session is in progress")
+	}
+	return nil
+}
+
+func onGiveFloor(c *conn, _ string, m *CodeMsg) error {
+	if err := c.needSession(); err != nil {
+		return err
+	}
+	if err := c.target(m.Code); err != nil {
+		return err
+	}
+	prev := c.svc.room.floorHolder()
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "floor.given", m.Code, map[string]any{"floor": m.Code, "previous": prev}); err != nil {
+		return err
+	}
+	return errCode(c.svc.room.giveFloor(m.Code))
+}
+
+func onRevokeFloor(c *conn, _ string, _ *Empty) error {
+	if err := c.needSession(); err != nil {
+		return err
+	}
+	prev := c.svc.room.floorHolder()
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "floor.revoked", prev, map[string]any{"floor": nil, "previous": prev}); err != nil {
+		return err
+	}
+	return errCode(c.svc.room.revokeFloor())
+}
+
+func onMute(c *conn, _ string, m *CodeMsg) error {
+	if err := c.target(m.Code); err != nil {
+		return err
+	}
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "endpoint.muted", m.Code, map[string]any{"muted": true}); err != nil {
+		return err
+	}
+	c.svc.room.setMuted(m.Code, true, c.p.Actor())
+	return nil
+}
+
+func onMuteAll(c *conn, _ string, _ *Empty) error {
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "endpoint.muted_all", "", map[string]any{"muted": "all"}); err != nil {
+		return err
+	}
+	c.svc.room.muteAll(c.p.Actor())
+	return nil
+}
+
+func onRequestUnmute(c *conn, _ string, m *CodeMsg) error {
+	if err := c.target(m.Code); err != nil {
+		return err
+	}
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "unmute.requested", m.Code, nil); err != nil {
+		return err
+	}
+	if e := c.svc.room.requestUnmute(m.Code, c.p.Actor()); e != "" {
+		return perr(e, "endpoint %s is not connected", m.Code)
+	}
+	return nil
+}
+
+func onPrivateLineOpen(c *conn, _ string, m *CodeMsg) error {
+	if err := c.needSession(); err != nil {
+		return err
+	}
+	if err := c.target(m.Code); err != nil {
+		return err
+	}
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "private_line.opened", m.Code, map[string]any{"private_line": m.Code}); err != nil {
+		return err
+	}
+	return errCode(c.svc.room.setPrivateLine(m.Code))
+}
+
+func onPrivateLineClose(c *conn, _ string, _ *Empty) error {
+	prev := c.svc.room.privateLineCode()
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "private_line.closed", prev, map[string]any{"private_line": nil}); err != nil {
+		return err
+	}
+	return errCode(c.svc.room.setPrivateLine(""))
+}
+
+func onRollCallStart(c *conn, _ string, _ *Empty) error {
+	if err := c.needSession(); err != nil {
+		return err
+	}
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "roll_call.started", "", map[string]any{"active": true}); err != nil {
+		return err
+	}
+	return errCode(c.svc.room.setRollCall(true))
+}
+
+func onRollCallStop(c *conn, _ string, _ *Empty) error {
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "roll_call.stopped", "", map[string]any{"active": false}); err != nil {
+		return err
+	}
+	return errCode(c.svc.room.setRollCall(false))
+}
+
+func onRemove(c *conn, _ string, m *CodeMsg) error {
+	if err := c.target(m.Code); err != nil {
+		return err
+	}
+	if err := c.svc.audit(c.ctx, c.p.Actor(), "endpoint.removed", m.Code, nil); err != nil {
+		return err
+	}
+	if old := c.svc.room.remove(m.Code); old != nil {
+		old.send(TypeRemoved, "", RemovedMsg{By: c.p.Actor()})
+		old.clean.Store(true)
+		old.closeAfter(StatusRemoved, "removed by the command room")
+	}
+	return nil
+}
+
+func onSessionEnd(c *conn, _ string, _ *Empty) error {
+	sid := c.svc.room.currentSession()
+	if sid == "" {
+		return perr(ErrNoSession, "no session is in progress")
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.svc.store.EndSession(ctx, c.p.Actor(), sid); err != nil { // audited by the store
+		return fmt.Errorf("end session: %w", err)
+	}
+	c.svc.room.setSession("")
+	return nil
+}
+
+func errCode(code string) error {
+	switch code {
+	case "":
+		return nil
+	case ErrNoSession:
+		return perr(code, "no session is in progress")
+	default:
+		return perr(code, "refused")
+	}
+}

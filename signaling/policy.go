@@ -1,0 +1,190 @@
+package signaling
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/opscenter/opscenter/sfu"
+)
+
+// The routing policy: a pure function from the live session state to, for every
+// subscriber, the source of each of its slots. The service applies the difference
+// between two results with Slot.SetSource on the changed slots only.
+
+// Slot names. Every endpoint and console has the four base slots; consoles add
+// tile_N (video) and aux_audio_N (private line, roll call) slots on demand.
+const (
+	SlotProgramVideo = "program_video"
+	SlotProgramAudio = "program_audio"
+	SlotFloorVideo   = "floor_video"
+	SlotFloorAudio   = "floor_audio"
+	tilePrefix       = "tile_"
+	auxAudioPrefix   = "aux_audio_"
+)
+
+// CommandCode is the command room's endpoint code: the program is published as it.
+const CommandCode = "22"
+
+// MaxTiles bounds a console's monitor tiles (the whole roster).
+const MaxTiles = 256
+
+// BaseSlots are created for every connection when it joins.
+var BaseSlots = []string{SlotProgramVideo, SlotProgramAudio, SlotFloorVideo, SlotFloorAudio}
+
+// TileSlot is the name of monitor tile i.
+func TileSlot(i int) string { return tilePrefix + strconv.Itoa(i) }
+
+// AuxAudioSlot is the name of the console's i-th extra audio slot.
+func AuxAudioSlot(i int) string { return auxAudioPrefix + strconv.Itoa(i) }
+
+// SlotIsAudio tells the media kind of a slot from its name.
+func SlotIsAudio(name string) bool {
+	return strings.HasSuffix(name, "_audio") || strings.HasPrefix(name, auxAudioPrefix)
+}
+
+// PolicyState is what the routing policy reads.
+type PolicyState struct {
+	SessionActive bool
+	// Program is the peer id publishing the program (endpoint 22's media), "" for none.
+	Program string
+	// Floor, PrivateLine: endpoint codes, "" for none.
+	Floor       string
+	PrivateLine string
+	RollCall    bool
+	// Muted holds the codes whose microphone must reach no one (command-room mute
+	// or the endpoint's own mute).
+	Muted map[string]bool
+	// Peers maps an endpoint code to the peer id of its live connection.
+	Peers map[string]string
+	// Subscribers are every live connection that receives media.
+	Subscribers []Subscriber
+}
+
+// Subscriber is one receiving connection.
+type Subscriber struct {
+	PeerID  string
+	Code    string // "22" for consoles
+	Console bool
+	Tiles   []Tile
+}
+
+// Tile is one visible monitor tile of a console.
+type Tile struct {
+	Slot  int
+	Code  string
+	Large bool
+}
+
+// Route is the source of one slot: a publisher's peer id and the layer wanted.
+type Route struct {
+	Source string
+	Layer  int
+}
+
+// Routes maps slot names to routes. A slot absent from the map is gated.
+type Routes map[string]Route
+
+// Route computes every subscriber's routes.
+func (st *PolicyState) Route() map[string]Routes {
+	out := make(map[string]Routes, len(st.Subscribers))
+	floorPeer := st.Peers[st.Floor]
+	aux := st.consoleAudio()
+	for i := range st.Subscribers {
+		s := &st.Subscribers[i]
+		r := Routes{}
+		if st.SessionActive {
+			if st.Program != "" && s.PeerID != st.Program {
+				r[SlotProgramVideo] = Route{st.Program, sfu.LayerHigh}
+				if !s.Console { // the command room hears itself in the room
+					r[SlotProgramAudio] = Route{st.Program, 0}
+				}
+			}
+			if floorPeer != "" && s.Code != st.Floor {
+				r[SlotFloorVideo] = Route{floorPeer, sfu.LayerHigh}
+				if !st.Muted[st.Floor] {
+					r[SlotFloorAudio] = Route{floorPeer, 0}
+				}
+			}
+		}
+		if s.Console {
+			for _, t := range s.Tiles {
+				p := st.Peers[t.Code]
+				if p == "" || p == s.PeerID {
+					continue
+				}
+				l := sfu.LayerLow
+				if t.Large {
+					l = sfu.LayerHigh
+				}
+				r[TileSlot(t.Slot)] = Route{p, l}
+			}
+			n := 0
+			for _, p := range aux {
+				if p != s.PeerID {
+					r[AuxAudioSlot(n)] = Route{p, 0}
+					n++
+				}
+			}
+		}
+		out[s.PeerID] = r
+	}
+	return out
+}
+
+// consoleAudio lists the peers whose audio goes to consoles besides the floor: the
+// private line, and everyone during an open-mic roll call. Sorted by code so the
+// assignment to aux slots is stable.
+func (st *PolicyState) consoleAudio() []string {
+	if !st.SessionActive {
+		return nil
+	}
+	var codes []string
+	if st.RollCall {
+		for code := range st.Peers {
+			if code != CommandCode && code != st.Floor && !st.Muted[code] {
+				codes = append(codes, code)
+			}
+		}
+		slices.Sort(codes)
+	} else if pl := st.PrivateLine; pl != "" && pl != st.Floor && !st.Muted[pl] && st.Peers[pl] != "" {
+		codes = []string{pl}
+	}
+	out := make([]string, 0, len(codes))
+	for _, c := range codes {
+		out = append(out, st.Peers[c])
+	}
+	return out
+}
+
+// Change is one slot whose route differs between two policy results.
+type Change struct {
+	Peer  string
+	Slot  string
+	Route Route // Source "" = gate off
+}
+
+func (c Change) String() string {
+	return fmt.Sprintf("%s/%s<-%s@%d", c.Peer, c.Slot, c.Route.Source, c.Route.Layer)
+}
+
+// Diff lists the slot changes from prev to next, for subscribers in next. Slots
+// routed in prev and absent in next are gated. Output is sorted for determinism.
+func Diff(prev, next map[string]Routes, out []Change) []Change {
+	for _, peer := range slices.Sorted(maps.Keys(next)) {
+		nr, pr := next[peer], prev[peer]
+		for _, slot := range slices.Sorted(maps.Keys(nr)) {
+			if r := nr[slot]; pr[slot] != r {
+				out = append(out, Change{peer, slot, r})
+			}
+		}
+		for _, slot := range slices.Sorted(maps.Keys(pr)) {
+			if _, ok := nr[slot]; !ok {
+				out = append(out, Change{peer, slot, Route{}})
+			}
+		}
+	}
+	return out
+}

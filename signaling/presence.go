@@ -1,0 +1,103 @@
+package signaling
+
+import (
+	"time"
+
+	"github.com/pion/webrtc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opscenter/opscenter/sfu"
+)
+
+// liveEndpoints lists the connections that currently represent an endpoint.
+func (r *Room) liveEndpoints() []*conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*conn, 0, len(r.members))
+	for _, m := range r.members {
+		if m.conn != nil && m.conn.peer != nil {
+			out = append(out, m.conn)
+		}
+	}
+	return out
+}
+
+// updateStats records an endpoint's media statistics and re-judges its presence.
+func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[c.code]
+	if m == nil || m.conn != c {
+		return StatEntry{}, false
+	}
+	var lost, pkts uint64
+	for _, l := range st.Video {
+		lost += l.Lost
+		pkts += l.Packets
+	}
+	upLoss := 0.0
+	if dl, dp := lost-m.lossPrev[0], pkts-m.lossPrev[1]; lost >= m.lossPrev[0] && pkts >= m.lossPrev[1] && dl+dp > 0 {
+		upLoss = float64(dl) / float64(dl+dp)
+	}
+	m.lossPrev = [2]uint64{lost, pkts}
+	loss := max(upLoss, st.Subscriber.Loss)
+	// RTCP silence counts only on a connected leg that we are sending media on:
+	// paused layers and gated audio are not a fault.
+	noRTCP := m.legUp[1] && st.BitrateOut > 0 && !st.Subscriber.LastRTCP.IsZero() &&
+		now.Sub(st.Subscriber.LastRTCP) > DegradedNoRTCP
+	m.unhealthy = loss > DegradedLoss || noRTCP
+	layer := -1
+	for _, s := range st.Slots {
+		if s.Kind == webrtc.RTPCodecTypeVideo.String() && s.EffectiveLayer > layer {
+			layer = s.EffectiveLayer
+		}
+	}
+	rtt := st.Subscriber.RTT
+	if st.Publisher.RTT > rtt {
+		rtt = st.Publisher.RTT
+	}
+	r.publishPresence(m, now)
+	m.stats = StatEntry{Code: c.code, State: m.state, BitrateIn: st.BitrateIn, BitrateOut: st.BitrateOut,
+		Loss: loss, JitterMs: max(st.Publisher.JitterMs, st.Subscriber.JitterMs),
+		RTTMs: float64(rtt) / float64(time.Millisecond), Layer: layer}
+	return m.stats, true
+}
+
+// broadcastStats sends the health board to consoles.
+func (r *Room) broadcastStats(msg StatsMsg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.toConsoles(TypeStats, msg)
+}
+
+// Stats returns the last media statistics of every live endpoint (health board).
+func (r *Room) Stats() []StatEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []StatEntry{}
+	for _, code := range sortedKeys(r.members) {
+		if m := r.members[code]; m.conn != nil {
+			out = append(out, m.stats)
+		}
+	}
+	return out
+}
+
+// Stats returns the live media statistics per endpoint (for the health board).
+func (s *Service) Stats() []StatEntry { return s.room.Stats() }
+
+// presenceCollector exports presence counts as Prometheus gauges.
+type presenceCollector struct{ r *Room }
+
+var descPresence = prometheus.NewDesc("opscenter_endpoints_presence", "Endpoints by presence state.", []string{"state"}, nil)
+
+func (p presenceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPresence }
+
+func (p presenceCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := p.r.Counts()
+	for _, st := range []string{StateJoined, StateConnected, StateDegraded} {
+		ch <- prometheus.MustNewConstMetric(descPresence, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+	online := counts[StateJoined] + counts[StateConnected] + counts[StateDegraded]
+	ch <- prometheus.MustNewConstMetric(descPresence, prometheus.GaugeValue, float64(len(p.r.roster)-online), StateOffline)
+}

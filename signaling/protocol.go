@@ -1,0 +1,298 @@
+package signaling
+
+// The wire protocol: one JSON envelope per WebSocket text message,
+//
+//	{"type": "...", "id": "client request id (optional)", "payload": {...}}
+//
+// with one Go struct per message type. docs/protocol.md documents every message with
+// an example; keep the two in step.
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+)
+
+// Envelope is the frame of every message in both directions.
+type Envelope struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Client → server message types.
+const (
+	TypeJoin             = "join"
+	TypePublishOffer     = "publish_offer"
+	TypeSubscriberAnswer = "subscriber_answer"
+	TypeICECandidate     = "ice_candidate"
+	TypeICERestart       = "ice_restart"
+	TypeMuteState        = "mute_state"
+	TypeRaiseHand        = "raise_hand"
+	TypeLowerHand        = "lower_hand"
+	TypeLayerRequest     = "layer_request"
+	TypeVisibility       = "visibility"
+	TypeUnmuteAccept     = "unmute_accept"
+	TypeLeave            = "leave"
+	TypePing             = "ping"
+	// Leader actions (staff with the run-session capability).
+	TypeGiveFloor        = "give_floor"
+	TypeRevokeFloor      = "revoke_floor"
+	TypeMute             = "mute"
+	TypeMuteAll          = "mute_all"
+	TypeRequestUnmute    = "request_unmute"
+	TypePrivateLineOpen  = "private_line_open"
+	TypePrivateLineClose = "private_line_close"
+	TypeRollCallStart    = "roll_call_start"
+	TypeRollCallStop     = "roll_call_stop"
+	TypeRemove           = "remove"
+	TypeSessionEnd       = "session_end"
+)
+
+// Server → client message types (mute and ice_candidate are shared with the client
+// direction).
+const (
+	TypeWelcome          = "welcome"
+	TypeError            = "error"
+	TypeSubscriberOffer  = "subscriber_offer"
+	TypePublishAnswer    = "publish_answer"
+	TypePresence         = "presence"
+	TypePresenceSnapshot = "presence_snapshot"
+	TypeFloor            = "floor"
+	TypeHands            = "hands"
+	TypeUnmuteRequest    = "unmute_request"
+	TypePrivateLine      = "private_line"
+	TypeRollCall         = "roll_call"
+	TypeLayerControl     = "layer_control"
+	TypeStats            = "stats"
+	TypeDirective        = "directive"
+	TypeReplaced         = "replaced"
+	TypeSession          = "session"
+	TypePong             = "pong"
+	TypeRemoved          = "removed"
+)
+
+// Roles a connection may join as.
+const (
+	RoleEndpoint = "endpoint"
+	RoleConsole  = "console"
+)
+
+// Error codes sent in ErrorMsg.Code.
+const (
+	ErrBadJSON        = "bad_json"
+	ErrUnknownType    = "unknown_type"
+	ErrBadPayload     = "bad_payload"
+	ErrTooLarge       = "too_large"
+	ErrRateLimited    = "rate_limited"
+	ErrNotJoined      = "not_joined"
+	ErrAlreadyJoined  = "already_joined"
+	ErrMissingRole    = "missing_role"
+	ErrForbidden      = "forbidden"
+	ErrInvalidSDP     = "invalid_sdp"
+	ErrBadState       = "bad_state"
+	ErrNoSession      = "no_session"
+	ErrUnknownCode    = "unknown_endpoint"
+	ErrNotConnected   = "not_connected"
+	ErrTooManyConns   = "too_many_connections"
+	ErrInternal       = "internal"
+	ErrNoUnmuteAsked  = "no_unmute_request"
+	ErrNotPublisher   = "not_a_publisher"
+	ErrTileOutOfRange = "tile_out_of_range"
+)
+
+// ---- client → server payloads ----
+
+// JoinMsg is the first message of a connection.
+type JoinMsg struct {
+	Role   string     `json:"role"` // "endpoint" or "console"
+	Device DeviceInfo `json:"device"`
+}
+
+// DeviceInfo describes the joining device (informational, logged).
+type DeviceInfo struct {
+	UserAgent string `json:"user_agent,omitempty"`
+	Label     string `json:"label,omitempty"`
+	Camera    bool   `json:"camera,omitempty"`
+	Mic       bool   `json:"mic,omitempty"`
+}
+
+// SDPMsg carries an offer or answer (publish_offer, publish_answer,
+// subscriber_offer, subscriber_answer).
+type SDPMsg struct {
+	SDP string `json:"sdp"`
+}
+
+// CandidateMsg trickles one ICE candidate; Candidate nil means end of candidates.
+type CandidateMsg struct {
+	Target    string                   `json:"target"` // "publisher" or "subscriber"
+	Candidate *webrtc.ICECandidateInit `json:"candidate"`
+}
+
+// MuteStateMsg is the client's own microphone and camera state.
+type MuteStateMsg struct {
+	Audio bool `json:"audio"` // true: microphone on
+	Video bool `json:"video"` // true: camera on
+}
+
+// LayerRequestMsg asks for a layer on one of the subscriber's slots.
+type LayerRequestMsg struct {
+	Slot  string `json:"slot"`
+	Layer int    `json:"layer"` // 0 low, 1 mid, 2 high
+}
+
+// VisibilityMsg replaces the console's set of monitor tiles.
+type VisibilityMsg struct {
+	Tiles []TileMsg `json:"tiles"`
+}
+
+// TileMsg is one monitor tile.
+type TileMsg struct {
+	Code    string `json:"code"`
+	Slot    *int   `json:"slot,omitempty"` // tile slot index; assigned by the server when absent
+	Visible bool   `json:"visible"`
+	Size    string `json:"size"` // "small" or "large"
+}
+
+// CodeMsg names one endpoint (give_floor, mute, request_unmute, private_line_open, remove).
+type CodeMsg struct {
+	Code string `json:"code"`
+}
+
+// Empty is the payload of messages that carry none.
+type Empty struct{}
+
+// ---- server → client payloads ----
+
+// ErrorMsg reports a rejected message; ID repeats the request id.
+type ErrorMsg struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	ID      string `json:"id,omitempty"`
+}
+
+// WelcomeMsg answers join with who the connection is and the live state.
+type WelcomeMsg struct {
+	Code     string   `json:"code"`     // endpoint code ("22" for consoles)
+	PeerID   string   `json:"peer_id"`  // media peer id of this connection
+	Role     string   `json:"role"`     // endpoint or console
+	Leader   bool     `json:"leader"`   // may send leader actions
+	Replaced bool     `json:"replaced"` // an older connection with this credential was closed
+	State    Snapshot `json:"state"`
+	// ICEServers lists the embedded TURN server with short-lived credentials, when enabled.
+	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+}
+
+// Snapshot is the live session state as seen by one connection.
+type Snapshot struct {
+	Session     string   `json:"session"` // "in_progress" or "none"
+	SessionID   string   `json:"session_id,omitempty"`
+	Floor       *string  `json:"floor"`
+	Hands       []string `json:"hands"`
+	PrivateLine *string  `json:"private_line"`
+	RollCall    bool     `json:"roll_call"`
+	Muted       bool     `json:"muted"`        // this endpoint is muted by the command room
+	HandRaised  bool     `json:"hand_raised"`  // this endpoint's hand is up
+	UnmuteAsked bool     `json:"unmute_asked"` // an unmute request awaits confirmation
+	MutedCodes  []string `json:"muted_codes,omitempty"`
+}
+
+// PresenceMsg is one endpoint's presence (consoles get them all).
+type PresenceMsg struct {
+	Code  string     `json:"code"`
+	State string     `json:"state"`
+	Stats *StatEntry `json:"stats,omitempty"`
+}
+
+// PresenceSnapshotMsg is the whole roster's presence, sent on console join.
+type PresenceSnapshotMsg struct {
+	Endpoints []PresenceMsg `json:"endpoints"`
+}
+
+// FloorMsg names the floor holder (nil: nobody).
+type FloorMsg struct {
+	Code *string `json:"code"`
+}
+
+// HandsMsg is the ordered hand queue.
+type HandsMsg struct {
+	Queue []string `json:"queue"`
+}
+
+// MuteMsg reports a mute change.
+type MuteMsg struct {
+	Code  string `json:"code"`
+	Muted bool   `json:"muted"`
+	By    string `json:"by"`
+}
+
+// UnmuteRequestMsg asks the endpoint's user to turn the microphone back on.
+type UnmuteRequestMsg struct {
+	By string `json:"by"`
+}
+
+// PrivateLineMsg names the endpoint on the private line (nil: closed).
+type PrivateLineMsg struct {
+	Code *string `json:"code"`
+}
+
+// RollCallMsg reports the open-mic roll call.
+type RollCallMsg struct {
+	Active bool `json:"active"`
+}
+
+// LayerControlMsg tells a publisher to pause or resume one simulcast encoding.
+type LayerControlMsg struct {
+	RID    string `json:"rid"`
+	Active bool   `json:"active"`
+}
+
+// StatsMsg is the 2-second health report for consoles.
+type StatsMsg struct {
+	At        time.Time   `json:"at"`
+	Endpoints []StatEntry `json:"endpoints"`
+}
+
+// StatEntry is one endpoint's media health.
+type StatEntry struct {
+	Code       string  `json:"code"`
+	State      string  `json:"state"`
+	BitrateIn  int     `json:"bitrate_in"`  // bit/s received from the endpoint
+	BitrateOut int     `json:"bitrate_out"` // bit/s sent to the endpoint
+	Loss       float64 `json:"loss"`        // worst of uplink and downlink, 0..1
+	JitterMs   float64 `json:"jitter_ms"`
+	RTTMs      float64 `json:"rtt_ms"`
+	Layer      int     `json:"layer"` // highest layer forwarded to the endpoint (-1: none)
+}
+
+// ReplacedMsg tells both devices that a newer one took over the credential.
+type ReplacedMsg struct {
+	You    string `json:"you"` // "old" (this connection is being closed) or "new"
+	Reason string `json:"reason"`
+}
+
+// SessionMsg reports the session state.
+type SessionMsg struct {
+	State string `json:"state"` // "in_progress" or "none"
+	ID    string `json:"id,omitempty"`
+}
+
+// RemovedMsg tells an endpoint the command room removed it.
+type RemovedMsg struct {
+	By string `json:"by"`
+}
+
+// DirectiveMsg wraps a directive.issued event's document for its targets.
+type DirectiveMsg struct {
+	EventID   int64           `json:"event_id"`
+	Directive json.RawMessage `json:"directive"`
+}
+
+// Presence states.
+const (
+	StateOffline   = "offline"
+	StateJoined    = "joined"
+	StateConnected = "connected"
+	StateDegraded  = "degraded"
+)

@@ -1,0 +1,445 @@
+package signaling
+
+import (
+	"slices"
+
+	"github.com/pion/webrtc/v3"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Presence timers from DESIGN.md.
+const (
+	PathLostGrace   = 10 * time.Second  // offline this long after the media path is lost
+	StateRetention  = 120 * time.Second // floor, mute and hand state kept after going offline
+	DegradedLoss    = 0.05              // loss above this is degraded
+	DegradedNoRTCP  = 5 * time.Second   // no RTCP this long is degraded
+	maxStaffConns   = 4                 // concurrent connections per staff account
+	programCapacity = 8                 // remembered program publishers (newest wins)
+)
+
+// member is the live state of one endpoint code. It outlives connections: a return
+// within StateRetention resumes the floor, mute and hand state.
+type member struct {
+	code        string
+	conn        *conn
+	muted       bool // muted by the command room
+	selfMuted   bool // the endpoint's own microphone is off
+	hand        bool
+	unmuteAsked bool
+
+	legUp       [2]bool   // publisher, subscriber leg connected
+	mediaUp     bool      // a leg is connected
+	mediaLostAt time.Time // a leg left connected (zero: not lost)
+	wsLostAt    time.Time // the WebSocket dropped without a clean close
+	unhealthy   bool      // loss or RTCP silence (from stats)
+	offlineAt   time.Time // when presence became offline (zero: not offline)
+	state       string    // last published presence
+	stats       StatEntry
+	lossPrev    [2]uint64 // publisher lost, packets at the previous stats tick
+}
+
+// presence computes the state from the member's facts at time now.
+func (m *member) presence(now time.Time) string {
+	if m.conn == nil {
+		if !m.wsLostAt.IsZero() && now.Sub(m.wsLostAt) < PathLostGrace {
+			return StateDegraded
+		}
+		return StateOffline
+	}
+	switch {
+	case m.mediaUp && m.unhealthy:
+		return StateDegraded
+	case m.mediaUp:
+		return StateConnected
+	case !m.mediaLostAt.IsZero() && now.Sub(m.mediaLostAt) < PathLostGrace:
+		return StateDegraded
+	default:
+		return StateJoined
+	}
+}
+
+// Room is the live session: presence, floor, hands, mutes, private line, roll call,
+// the program publisher and the consoles' tiles. Methods lock mu and never call into
+// the media engine; the service applies routing changes outside the lock.
+type Room struct {
+	mu          sync.Mutex
+	members     map[string]*member
+	conns       map[string]*conn // every joined connection by peer id
+	staff       map[int64]int    // live connections per staff account
+	tiles       map[string][]Tile
+	sessionID   string // "" when no session is in progress
+	floor       string
+	privateLine string
+	hands       []string
+	rollCall    bool
+	programs    []string // program-capable peers that published, oldest first
+	roster      []string // endpoint codes in roster order
+	onChange    func()   // routing may have changed
+}
+
+func newRoom(onChange func()) *Room {
+	return &Room{members: map[string]*member{}, conns: map[string]*conn{}, staff: map[int64]int{},
+		tiles: map[string][]Tile{}, onChange: onChange}
+}
+
+func (r *Room) member(code string) *member {
+	m := r.members[code]
+	if m == nil {
+		m = &member{code: code, state: StateOffline}
+		r.members[code] = m
+	}
+	return m
+}
+
+// ---- connections ----
+
+// join registers a joined connection. For an endpoint credential it returns the
+// older connection it replaces (the caller tells and closes it).
+func (r *Room) join(c *conn) (old *conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns[c.peerID] = c
+	if c.staffID != 0 {
+		return nil
+	}
+	m := r.member(c.code)
+	if m.conn != nil && m.conn != c {
+		old = m.conn
+		delete(r.conns, old.peerID)
+		delete(r.tiles, old.peerID)
+		r.dropProgram(old.peerID)
+	}
+	m.conn = c
+	m.legUp = [2]bool{}
+	m.mediaUp, m.mediaLostAt, m.wsLostAt, m.unhealthy, m.offlineAt = false, time.Time{}, time.Time{}, false, time.Time{}
+	m.lossPrev = [2]uint64{}
+	r.publishPresence(m, time.Now())
+	r.onChange()
+	return old
+}
+
+// leave unregisters a connection; clean is true for a clean WebSocket close or a
+// leave message (offline at once), false for a dropped one (offline after the grace).
+func (r *Room) leave(c *conn, clean bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conns[c.peerID] == c {
+		delete(r.conns, c.peerID)
+	}
+	delete(r.tiles, c.peerID)
+	r.dropProgram(c.peerID)
+	if m := r.members[c.code]; c.staffID == 0 && m != nil && m.conn == c {
+		m.conn, m.mediaUp = nil, false
+		if !clean {
+			m.wsLostAt = time.Now()
+		}
+		r.publishPresence(m, time.Now())
+	}
+	r.onChange()
+}
+
+// staffAcquire counts a staff connection; false when the account has too many.
+func (r *Room) staffAcquire(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.staff[id] >= maxStaffConns {
+		return false
+	}
+	r.staff[id]++
+	return true
+}
+
+func (r *Room) staffRelease(id int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.staff[id]--; r.staff[id] <= 0 {
+		delete(r.staff, id)
+	}
+}
+
+func (r *Room) connByPeer(peerID string) *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conns[peerID]
+}
+
+// ---- presence ----
+
+// publishPresence recomputes m's presence and tells consoles when it changed.
+// Called with mu held.
+func (r *Room) publishPresence(m *member, now time.Time) {
+	st := m.presence(now)
+	if st == m.state {
+		return
+	}
+	m.state = st
+	m.stats.State = st
+	if st == StateOffline {
+		m.offlineAt = now
+	} else {
+		m.offlineAt = time.Time{}
+	}
+	r.toConsoles(TypePresence, PresenceMsg{Code: m.code, State: st})
+}
+
+// mediaState records a leg's connection state change for the peer's endpoint.
+func (r *Room) mediaState(c *conn, leg int, up bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[c.code]
+	if c.staffID != 0 || m == nil || m.conn != c {
+		return
+	}
+	now := time.Now()
+	m.legUp[leg] = up
+	nowUp := m.legUp[0] || m.legUp[1]
+	switch {
+	case nowUp:
+		m.mediaUp, m.mediaLostAt = true, time.Time{}
+	case m.mediaUp:
+		m.mediaUp, m.mediaLostAt = false, now
+	}
+	r.publishPresence(m, now)
+}
+
+// welcome sends a joined connection its state (and consoles the roster presence).
+func (r *Room) welcome(c *conn, id string, replaced bool, ice []webrtc.ICEServer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.send(TypeWelcome, id, WelcomeMsg{Code: c.code, PeerID: c.peerID, Role: c.role, Leader: c.leader,
+		Replaced: replaced, State: r.snapshot(c.code), ICEServers: ice})
+	if c.role == RoleConsole {
+		c.send(TypePresenceSnapshot, "", r.presenceSnapshot())
+	}
+}
+
+// setTiles replaces a console's visible monitor tiles.
+func (r *Room) setTiles(peerID string, tiles []Tile) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tiles[peerID] = tiles
+	r.onChange()
+}
+
+// sendToCodes sends a message to the live connections of the given endpoints.
+func (r *Room) sendToCodes(codes []string, typ string, payload any) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	msg := encode(typ, "", payload)
+	for _, code := range codes {
+		if m := r.members[code]; m != nil && m.conn != nil {
+			m.conn.sendRaw(msg)
+			n++
+		}
+	}
+	return n
+}
+
+// Presence returns an endpoint's presence state (web.Presence).
+func (r *Room) Presence(code string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.members[code]; m != nil {
+		return m.state
+	}
+	if code == CommandCode && len(r.programs) > 0 {
+		return StateConnected
+	}
+	return StateOffline
+}
+
+// Counts returns how many endpoints are in each presence state (offline ones that
+// were never seen are not counted).
+func (r *Room) Counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{StateJoined: 0, StateConnected: 0, StateDegraded: 0, StateOffline: 0}
+	for _, m := range r.members {
+		out[m.state]++
+	}
+	return out
+}
+
+// presenceSnapshot lists every known endpoint's presence. Called with mu held.
+func (r *Room) presenceSnapshot() PresenceSnapshotMsg {
+	out := PresenceSnapshotMsg{Endpoints: []PresenceMsg{}}
+	seen := map[string]bool{}
+	for _, code := range r.roster {
+		seen[code] = true
+		if m := r.members[code]; m != nil {
+			st := m.stats
+			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: m.state, Stats: &st})
+		} else {
+			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: StateOffline})
+		}
+	}
+	for _, code := range sortedKeys(r.members) {
+		if !seen[code] {
+			m := r.members[code]
+			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: m.state})
+		}
+	}
+	return out
+}
+
+// tick re-evaluates timers: presence grace periods and state retention.
+func (r *Room) tick(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := false
+	for code, m := range r.members {
+		r.publishPresence(m, now)
+		if m.conn == nil && m.state == StateOffline && now.Sub(m.offlineAt) >= StateRetention {
+			changed = r.forget(code) || changed
+		}
+	}
+	if changed {
+		r.onChange()
+	}
+}
+
+// forget drops an endpoint's retained state. Called with mu held.
+func (r *Room) forget(code string) (routing bool) {
+	delete(r.members, code)
+	if r.floor == code {
+		r.floor, routing = "", true
+		r.toAll(TypeFloor, FloorMsg{})
+	}
+	if r.privateLine == code {
+		r.privateLine, routing = "", true
+		r.toConsoles(TypePrivateLine, PrivateLineMsg{})
+	}
+	if i := slices.Index(r.hands, code); i >= 0 {
+		r.hands = slices.Delete(r.hands, i, i+1)
+		r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+	}
+	return routing
+}
+
+// ---- program ----
+
+// published records that a peer published media; program-capable peers become the
+// program (the newest publisher replaces the older).
+func (r *Room) published(peerID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.conns[peerID]
+	if c == nil || !c.program {
+		return
+	}
+	r.programs = slices.DeleteFunc(r.programs, func(p string) bool { return p == peerID })
+	r.programs = append(r.programs, peerID)
+	if len(r.programs) > programCapacity {
+		r.programs = r.programs[1:]
+	}
+	r.onChange()
+}
+
+func (r *Room) dropProgram(peerID string) {
+	r.programs = slices.DeleteFunc(r.programs, func(p string) bool { return p == peerID })
+}
+
+func (r *Room) programPeer() string {
+	if n := len(r.programs); n > 0 {
+		return r.programs[n-1]
+	}
+	return ""
+}
+
+// ---- policy input ----
+
+// policyState snapshots what the routing policy needs.
+func (r *Room) policyState() *PolicyState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := &PolicyState{
+		SessionActive: r.sessionID != "",
+		Program:       r.programPeer(),
+		Floor:         r.floor,
+		PrivateLine:   r.privateLine,
+		RollCall:      r.rollCall,
+		Muted:         map[string]bool{},
+		Peers:         map[string]string{},
+	}
+	for code, m := range r.members {
+		if m.muted || m.selfMuted {
+			st.Muted[code] = true
+		}
+		if m.conn != nil {
+			st.Peers[code] = m.conn.peerID
+		}
+	}
+	for _, id := range sortedKeys(r.conns) {
+		c := r.conns[id]
+		st.Subscribers = append(st.Subscribers, Subscriber{PeerID: id, Code: c.code, Console: c.role == RoleConsole, Tiles: r.tiles[id]})
+	}
+	return st
+}
+
+// ---- messages ----
+
+// toAll sends to every joined connection. Called with mu held (sends never block).
+func (r *Room) toAll(typ string, payload any) {
+	msg := encode(typ, "", payload)
+	for _, c := range r.conns {
+		c.sendRaw(msg)
+	}
+}
+
+// toConsoles sends to console connections. Called with mu held.
+func (r *Room) toConsoles(typ string, payload any) {
+	msg := encode(typ, "", payload)
+	for _, c := range r.conns {
+		if c.role == RoleConsole {
+			c.sendRaw(msg)
+		}
+	}
+}
+
+// toCode sends to the endpoint's live connection, if any. Called with mu held.
+func (r *Room) toCode(code, typ string, payload any) bool {
+	if m := r.members[code]; m != nil && m.conn != nil {
+		m.conn.send(typ, "", payload)
+		return true
+	}
+	return false
+}
+
+func (r *Room) handsCopy() []string { return append([]string{}, r.hands...) }
+
+// snapshot is the state a connection gets in its welcome. Called with mu held.
+func (r *Room) snapshot(code string) Snapshot {
+	s := Snapshot{Session: "none", SessionID: r.sessionID, Hands: r.handsCopy(), RollCall: r.rollCall}
+	if r.sessionID != "" {
+		s.Session = "in_progress"
+	}
+	if r.floor != "" {
+		f := r.floor
+		s.Floor = &f
+	}
+	if r.privateLine != "" {
+		p := r.privateLine
+		s.PrivateLine = &p
+	}
+	if m := r.members[code]; m != nil {
+		s.Muted, s.HandRaised, s.UnmuteAsked = m.muted, m.hand, m.unmuteAsked
+	}
+	for _, c := range sortedKeys(r.members) {
+		if r.members[c].muted {
+			s.MutedCodes = append(s.MutedCodes, c)
+		}
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

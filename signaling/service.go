@@ -1,0 +1,492 @@
+// Package signaling is the live session: the /ws WebSocket protocol, endpoint and
+// staff authentication (done by the web layer before ServeHTTP), presence, floor,
+// mutes, hands, private line and roll call, and the routing policy that turns them
+// into sfu slot sources. docs/protocol.md describes the wire protocol.
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/eventbus"
+	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/store"
+)
+
+// Config holds the signaling limits; zero fields take the defaults.
+type Config struct {
+	MaxMessageBytes int           // default 64 KiB; larger messages close the connection with 1009
+	RatePerSecond   float64       // token bucket refill, default 50 messages/s
+	RateBurst       int           // bucket size, default 100
+	SendQueue       int           // queued messages per connection before it counts as slow, default 512
+	WriteTimeout    time.Duration // per message, default 5 s
+	PingInterval    time.Duration // default 15 s
+	StatsInterval   time.Duration // default 2 s
+	// PublicURL and AllowedOrigins give the Origin patterns browsers may use.
+	PublicURL      string
+	AllowedOrigins []string
+}
+
+func (c *Config) defaults() {
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.RatePerSecond <= 0 {
+		c.RatePerSecond = 50
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 100
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 512
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 15 * time.Second
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = 2 * time.Second
+	}
+}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Store    *store.Store
+	Hub      *eventbus.Hub
+	Log      *slog.Logger
+	Media    sfu.Config
+	Config   Config
+	Registry *prometheus.Registry // optional: presence gauges
+}
+
+// Service serves /ws and owns the media engine and the live session.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	hub     *eventbus.Hub
+	engine  *sfu.Engine
+	room    *Room
+	origins []string
+	seq     atomic.Int64
+	kickC   chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// Owned by the reconcile goroutine: what each slot was last set to.
+	applied map[string]map[string]appliedSlot
+	// Floor-switch and reconcile timing, for logs and tests.
+	lastReconcile atomic.Int64 // ns
+
+	turnSecret, turnHost string
+}
+
+type appliedSlot struct {
+	track *sfu.UpTrack
+	layer int
+}
+
+// New creates the media engine and the service, and starts its background loops.
+func New(ctx context.Context, d Deps) (*Service, error) {
+	d.Config.defaults()
+	if d.Log == nil {
+		return nil, errors.New("signaling: a logger is required")
+	}
+	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, hub: d.Hub, kickC: make(chan struct{}, 1),
+		applied: map[string]map[string]appliedSlot{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.room = newRoom(s.kick)
+	s.origins = originPatterns(d.Config.PublicURL, d.Config.AllowedOrigins)
+	if d.Media.TURN.Enabled {
+		if d.Media.TURN.Secret == "" && d.Media.TURN.Username == "" {
+			d.Media.TURN.Secret = auth.NewToken() // per process: credentials go out in welcome
+		}
+		s.turnSecret = d.Media.TURN.Secret
+		s.turnHost = "127.0.0.1"
+		if len(d.Media.PublicIPs) > 0 {
+			s.turnHost = d.Media.PublicIPs[0]
+		} else if u, err := url.Parse(d.Config.PublicURL); err == nil && u.Hostname() != "" {
+			s.turnHost = u.Hostname()
+		}
+	}
+
+	eps, err := d.Store.ListEndpoints(ctx, store.EndpointFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("signaling: roster: %w", err)
+	}
+	for _, e := range eps {
+		s.room.roster = append(s.room.roster, e.Code)
+	}
+	if cur, err := d.Store.CurrentSession(ctx); err == nil {
+		s.room.sessionID = cur.ID
+	} else if !errors.Is(err, store.ErrNoSession) {
+		return nil, fmt.Errorf("signaling: current session: %w", err)
+	}
+
+	s.engine, err = sfu.NewEngine(d.Media, d.Log.With("part", "sfu"), sfu.Hooks{
+		OnLayerDemand: s.onLayerDemand,
+		OnTrack:       func(peerID string, _ *sfu.UpTrack) { s.room.published(peerID); s.kick() },
+		OnTrackGone:   func(string, *sfu.UpTrack) { s.kick() },
+		OnPeerState:   s.onPeerState,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signaling: media engine: %w", err)
+	}
+	if d.Registry != nil {
+		if err := d.Registry.Register(presenceCollector{s.room}); err != nil {
+			s.engine.Close()
+			return nil, fmt.Errorf("signaling: metrics: %w", err)
+		}
+	}
+	s.wg.Add(3)
+	go s.reconcileLoop()
+	go s.statsLoop()
+	go s.busLoop()
+	return s, nil
+}
+
+// iceServers returns TURN credentials for one peer (nil when TURN is off).
+func (s *Service) iceServers(peerID string) []webrtc.ICEServer {
+	if s.engine.TURNPort() == 0 || s.turnSecret == "" {
+		return nil
+	}
+	host := s.turnHost
+	user, pass := sfu.TURNCredentials(s.turnSecret, peerID, 12*time.Hour)
+	return s.engine.ICEServers(host, user, pass)
+}
+
+// Engine is the media engine (ports for logs and the README's firewall advice).
+func (s *Service) Engine() *sfu.Engine { return s.engine }
+
+// Presence implements web.Presence.
+func (s *Service) Presence(code string) string { return s.room.Presence(code) }
+
+// Close disconnects everyone and stops the engine.
+func (s *Service) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return s.engine.Close()
+}
+
+func originPatterns(public string, allowed []string) []string {
+	var out []string
+	for _, o := range append([]string{public}, allowed...) {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			out = append(out, u.Host)
+		}
+	}
+	return out
+}
+
+// ServeHTTP upgrades an authenticated request (the web layer put the principal in
+// the context) and serves the connection until it ends.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.origins})
+	if err != nil {
+		s.log.Info("signaling: upgrade refused", "err", err, "actor", p.Actor())
+		return
+	}
+	c := newConn(s, ws, p)
+	if c.staffID != 0 && !s.room.staffAcquire(c.staffID) {
+		c.staffID = 0 // not counted
+		c.sendErr(ErrTooManyConns, fmt.Sprintf("at most %d connections per account", maxStaffConns), "")
+		c.closeAfter(websocket.StatusPolicyViolation, "too many connections")
+		c.writeLoop()
+		_ = ws.CloseNow()
+		return
+	}
+	c.run()
+}
+
+// kick asks the reconcile loop to recompute routing (never blocks).
+func (s *Service) kick() {
+	select {
+	case s.kickC <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) reconcileLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.kickC:
+			start := time.Now()
+			n := s.reconcile()
+			s.lastReconcile.Store(int64(time.Since(start)))
+			if n > 0 {
+				s.log.Debug("signaling: routing applied", "slots", n, "took", time.Since(start))
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// reconcile computes the routing policy and applies what changed; it returns the
+// number of slots changed.
+func (s *Service) reconcile() int {
+	next := s.room.policyState().Route()
+	for id := range s.applied {
+		if _, ok := next[id]; !ok {
+			delete(s.applied, id)
+		}
+	}
+	n := 0
+	for id, routes := range next {
+		p := s.engine.Peer(id)
+		if p == nil {
+			continue
+		}
+		ap := s.applied[id]
+		if ap == nil {
+			ap = map[string]appliedSlot{}
+			s.applied[id] = ap
+		}
+		for slot, rt := range routes {
+			if s.applySlot(p, ap, slot, rt) {
+				n++
+			}
+		}
+		for slot := range ap {
+			if _, ok := routes[slot]; !ok && s.applySlot(p, ap, slot, Route{}) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// applySlot points one slot at the route's track when that changed.
+func (s *Service) applySlot(p *sfu.Peer, ap map[string]appliedSlot, slot string, rt Route) bool {
+	audio := SlotIsAudio(slot)
+	var tr *sfu.UpTrack
+	if rt.Source != "" {
+		if src := s.engine.Peer(rt.Source); src != nil {
+			v, a := src.Tracks()
+			tr = v
+			if audio {
+				tr = a
+			}
+		}
+	}
+	cur, had := ap[slot]
+	if (had && cur.track == tr && cur.layer == rt.Layer) || (!had && tr == nil) {
+		return false
+	}
+	sl := p.Slot(slot)
+	if sl == nil {
+		if tr == nil {
+			return false
+		}
+		kind := webrtc.RTPCodecTypeVideo
+		if audio {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		var err error
+		if sl, err = p.AddSlot(slot, kind); err != nil {
+			if !errors.Is(err, sfu.ErrClosed) {
+				s.log.Error("signaling: add slot", "peer", p.ID(), "slot", slot, "err", err)
+			}
+			return false
+		}
+	}
+	if err := sl.SetSource(tr, rt.Layer); err != nil {
+		if !errors.Is(err, sfu.ErrClosed) {
+			s.log.Error("signaling: set source", "peer", p.ID(), "slot", slot, "err", err)
+		}
+		delete(ap, slot)
+		return false
+	}
+	if tr == nil {
+		delete(ap, slot)
+	} else {
+		ap[slot] = appliedSlot{tr, rt.Layer}
+	}
+	return true
+}
+
+// ---- media engine hooks ----
+
+func (s *Service) onLayerDemand(peerID, rid string, needed bool) {
+	if c := s.room.connByPeer(peerID); c != nil {
+		c.send(TypeLayerControl, "", LayerControlMsg{RID: rid, Active: needed})
+	}
+}
+
+func (s *Service) onPeerState(peerID string, t sfu.Target, st webrtc.PeerConnectionState) {
+	c := s.room.connByPeer(peerID)
+	if c == nil {
+		return
+	}
+	leg := 0
+	if t == sfu.Subscriber {
+		leg = 1
+	}
+	s.room.mediaState(c, leg, st == webrtc.PeerConnectionStateConnected)
+}
+
+// ---- audit ----
+
+// audit writes a live-session action to the audit log.
+func (s *Service) audit(ctx context.Context, actor, action, code string, after any) error {
+	var sid *string
+	if id := s.room.currentSession(); id != "" {
+		sid = &id
+	}
+	var doc json.RawMessage
+	if after != nil {
+		b, err := json.Marshal(after)
+		if err != nil {
+			return fmt.Errorf("audit payload: %w", err)
+		}
+		doc = b
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	entity, id := "endpoint", code
+	if code == "" {
+		entity, id = "live_session", "all"
+		if sid != nil {
+			id = *sid
+		}
+	}
+	if _, err := s.store.RecordEvent(ctx, store.Event{Actor: actor, Action: action, Entity: entity, EntityID: id,
+		SessionID: sid, After: doc}); err != nil {
+		s.log.Error("signaling: audit", "action", action, "err", err)
+		return perr(ErrInternal, "the action could not be written to the audit log; it was not applied")
+	}
+	return nil
+}
+
+// ---- event bus ----
+
+// busLoop follows committed events: session start and end, and new directives.
+func (s *Service) busLoop() {
+	defer s.wg.Done()
+	for s.ctx.Err() == nil {
+		sub := s.hub.Subscribe(256)
+		s.syncSession()
+		s.followBus(sub)
+		sub.Close()
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) followBus(sub *eventbus.Sub) {
+	for {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				s.log.Warn("signaling: event bus subscription dropped; resubscribing")
+				return
+			}
+			s.onEvent(ev)
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Service) syncSession() {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	cur, err := s.store.CurrentSession(ctx)
+	switch {
+	case err == nil:
+		s.room.setSession(cur.ID)
+	case errors.Is(err, store.ErrNoSession):
+		s.room.setSession("")
+	case s.ctx.Err() == nil:
+		s.log.Error("signaling: current session", "err", err)
+	}
+}
+
+func (s *Service) onEvent(ev store.Event) {
+	switch ev.Action {
+	case "session.started":
+		s.room.setSession(ev.EntityID)
+	case "session.ended":
+		if s.room.currentSession() == ev.EntityID {
+			s.room.setSession("")
+		}
+	case "directive.issued":
+		var doc struct {
+			TargetCodes []string `json:"target_codes"`
+		}
+		if len(ev.After) == 0 || json.Unmarshal(ev.After, &doc) != nil || len(doc.TargetCodes) == 0 {
+			return
+		}
+		s.room.sendToCodes(doc.TargetCodes, TypeDirective, DirectiveMsg{EventID: ev.ID, Directive: ev.After})
+	}
+}
+
+// ---- presence and stats ----
+
+func (s *Service) statsLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastStats := time.Now()
+	for {
+		select {
+		case now := <-tick.C:
+			s.room.tick(now)
+			if now.Sub(lastStats) >= s.cfg.StatsInterval-100*time.Millisecond {
+				lastStats = now
+				s.collectStats(now)
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// collectStats reads every live endpoint's media statistics, judges degraded
+// presence from loss and RTCP (never from missing media) and sends consoles the
+// health board.
+func (s *Service) collectStats(now time.Time) {
+	type item struct {
+		code string
+		c    *conn
+		st   sfu.PeerStats
+	}
+	var items []item
+	for _, c := range s.room.liveEndpoints() {
+		items = append(items, item{code: c.code, c: c})
+	}
+	for i := range items {
+		items[i].st = items[i].c.peer.Stats()
+	}
+	entries := make([]StatEntry, 0, len(items))
+	for _, it := range items {
+		if e, ok := s.room.updateStats(it.c, it.st, now); ok {
+			entries = append(entries, e)
+		}
+	}
+	s.room.broadcastStats(StatsMsg{At: now.UTC(), Endpoints: entries})
+}

@@ -1,0 +1,404 @@
+// Package client is the synthetic endpoint: a Pion client that speaks opscenter's
+// real /ws protocol with a real credential, publishes simulcast VP8 (synth/media,
+// keyframes on PLI) and Opus, answers the server's subscriber offers, honours
+// layer_control, trickles ICE, and records what it receives per slot and source
+// (by payload marker, never by SSRC). Tests, the load generator and the fault
+// tests share it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/opscenter/opscenter/signaling"
+)
+
+// Layer is one simulcast encoding the client publishes.
+type Layer struct {
+	RID           string
+	Width, Height int
+	Bitrate       int // bit/s
+}
+
+// StdLayers are the three layers of DESIGN.md: about 180p, 360p and 720p.
+var StdLayers = []Layer{{"q", 320, 180, 150_000}, {"h", 640, 360, 500_000}, {"f", 1280, 720, 1_500_000}}
+
+// Options configure a synthetic endpoint.
+type Options struct {
+	URL   string // server base URL, http(s)://host:port
+	Token string // bearer credential: an endpoint's join token or a staff session token
+	Role  string // "endpoint" (default) or "console"
+
+	Publish    bool    // publish video and audio after joining
+	NoAudio    bool    // publish video only
+	NoVideo    bool    // publish audio only
+	Layers     []Layer // default StdLayers; one layer = no simulcast
+	FPS        int     // default 15
+	AudioLevel uint8   // dBov sent in the audio-level extension, default 30
+
+	// Network: by default loopback only (include loopback, mDNS off, udp4, lo).
+	Interfaces   []string // default ["lo"]; empty slice with AllInterfaces = every interface
+	AllInterface bool
+	ICETimeout   time.Duration // wait for the media path, default 10 s
+
+	Log *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Role == "" {
+		o.Role = signaling.RoleEndpoint
+	}
+	if len(o.Layers) == 0 {
+		o.Layers = StdLayers
+	}
+	if o.FPS <= 0 {
+		o.FPS = 15
+	}
+	if o.AudioLevel == 0 {
+		o.AudioLevel = 30
+	}
+	if len(o.Interfaces) == 0 && !o.AllInterface {
+		o.Interfaces = []string{"lo"}
+	}
+	if o.ICETimeout <= 0 {
+		o.ICETimeout = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Client is one synthetic endpoint. It keeps its identity (credential and
+// recordings) across Reconnect.
+type Client struct {
+	opts Options
+	api  *mediaAPI
+
+	mu      sync.Mutex
+	ws      *websocket.Conn
+	sess    *session // media of the current connection
+	welcome signaling.WelcomeMsg
+	msgs    map[string][]Msg
+	nextID  atomic.Int64
+
+	rec    *Recorder
+	micOff atomic.Bool
+}
+
+// SetMic turns the synthetic microphone on or off and tells the server (mute_state).
+func (c *Client) SetMic(on bool) error {
+	c.micOff.Store(!on)
+	_, err := c.Send(signaling.TypeMuteState, signaling.MuteStateMsg{Audio: on, Video: !c.opts.NoVideo})
+	return err
+}
+
+// Dial connects, joins and (with Publish) starts publishing. It returns after the
+// welcome message; media set-up continues in the background (see WaitConnected).
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	o.defaults()
+	c := &Client{opts: o, msgs: map[string][]Msg{}, rec: newRecorder()}
+	var err error
+	if c.api, err = newMediaAPI(o); err != nil {
+		return nil, err
+	}
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect opens a WebSocket, joins and publishes.
+func (c *Client) connect(ctx context.Context) error {
+	u := strings.Replace(strings.Replace(c.opts.URL, "https://", "wss://", 1), "http://", "ws://", 1) + "/ws"
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+c.opts.Token)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("dial %s: %w (status %d)", u, err, resp.StatusCode)
+		}
+		return fmt.Errorf("dial %s: %w", u, err)
+	}
+	ws.SetReadLimit(8 << 20)
+	s := newSession(c, ws)
+	c.mu.Lock()
+	c.ws, c.sess = ws, s
+	c.welcome = signaling.WelcomeMsg{}
+	c.mu.Unlock()
+	go s.readLoop()
+
+	since := time.Now()
+	if _, err := c.Send(signaling.TypeJoin, signaling.JoinMsg{Role: c.opts.Role,
+		Device: signaling.DeviceInfo{UserAgent: "opscenter-synth", Camera: !c.opts.NoVideo, Mic: !c.opts.NoAudio}}); err != nil {
+		return err
+	}
+	env, err := c.WaitMessage(signaling.TypeWelcome, since, 10*time.Second, nil)
+	if err != nil {
+		if e, ok := c.LastError(); ok {
+			return fmt.Errorf("join refused: %s: %s", e.Code, e.Message)
+		}
+		return fmt.Errorf("join: %w", err)
+	}
+	var w signaling.WelcomeMsg
+	if err := json.Unmarshal(env.Payload, &w); err != nil {
+		return fmt.Errorf("welcome: %w", err)
+	}
+	c.mu.Lock()
+	c.welcome = w
+	c.mu.Unlock()
+	if c.opts.Publish {
+		if err := s.publish(w.Code); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	return nil
+}
+
+// Welcome returns the last welcome message.
+func (c *Client) Welcome() signaling.WelcomeMsg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome
+}
+
+// Code is the endpoint code the server assigned ("22" for consoles).
+func (c *Client) Code() string { return c.Welcome().Code }
+
+// Send sends one message and returns its request id.
+func (c *Client) Send(typ string, payload any) (string, error) {
+	id := strconv.FormatInt(c.nextID.Add(1), 10)
+	var raw json.RawMessage
+	if payload != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return "", err
+		}
+		raw = b
+	}
+	b, err := json.Marshal(signaling.Envelope{Type: typ, ID: id, Payload: raw})
+	if err != nil {
+		return "", err
+	}
+	return id, c.SendRaw(b)
+}
+
+// sendOn sends one message on a given WebSocket (a session's own).
+func (c *Client) sendOn(ws *websocket.Conn, typ string, payload any) (string, error) {
+	id := strconv.FormatInt(c.nextID.Add(1), 10)
+	var raw json.RawMessage
+	if payload != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return "", err
+		}
+		raw = b
+	}
+	b, err := json.Marshal(signaling.Envelope{Type: typ, ID: id, Payload: raw})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return id, ws.Write(ctx, websocket.MessageText, b)
+}
+
+// SendRaw writes bytes as one text message (tests use it for malformed input).
+func (c *Client) SendRaw(b []byte) error {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return errors.New("not connected")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return ws.Write(ctx, websocket.MessageText, b)
+}
+
+const keepPerType = 500
+
+// Msg is a received server message with its arrival time.
+type Msg struct {
+	signaling.Envelope
+	At time.Time
+}
+
+func (c *Client) record(env signaling.Envelope) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := append(c.msgs[env.Type], Msg{env, time.Now()})
+	if len(l) > keepPerType {
+		l = l[len(l)-keepPerType:]
+	}
+	c.msgs[env.Type] = l
+}
+
+// Messages returns the recorded server messages of one type (the last 500).
+func (c *Client) Messages(typ string) []Msg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Msg(nil), c.msgs[typ]...)
+}
+
+// WaitMessage waits for a message of type typ received at or after since for which
+// match (if given) is true.
+func (c *Client) WaitMessage(typ string, since time.Time, timeout time.Duration, match func(signaling.Envelope) bool) (signaling.Envelope, error) {
+	var out signaling.Envelope
+	err := WaitFor(func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, m := range c.msgs[typ] {
+			if !m.At.Before(since) && (match == nil || match(m.Envelope)) {
+				out = m.Envelope
+				return true
+			}
+		}
+		return false
+	}, timeout)
+	if err != nil {
+		return out, fmt.Errorf("waiting for %s: %w", typ, err)
+	}
+	return out, nil
+}
+
+// LastError returns the last error message received.
+func (c *Client) LastError() (signaling.ErrorMsg, bool) {
+	l := c.Messages(signaling.TypeError)
+	if len(l) == 0 {
+		return signaling.ErrorMsg{}, false
+	}
+	var e signaling.ErrorMsg
+	_ = json.Unmarshal(l[len(l)-1].Payload, &e)
+	return e, true
+}
+
+// WaitError waits for an error message with the given code received after since.
+func (c *Client) WaitError(code string, since time.Time, timeout time.Duration) (signaling.ErrorMsg, error) {
+	var e signaling.ErrorMsg
+	_, err := c.WaitMessage(signaling.TypeError, since, timeout, func(env signaling.Envelope) bool {
+		var x signaling.ErrorMsg
+		if json.Unmarshal(env.Payload, &x) == nil && x.Code == code {
+			e = x
+			return true
+		}
+		return false
+	})
+	return e, err
+}
+
+// Closed reports whether the current WebSocket has ended, with its close status
+// (-1 when it ended without a close frame).
+func (c *Client) Closed() (bool, websocket.StatusCode) {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return true, -1
+	}
+	select {
+	case <-s.done:
+		return true, s.closeStatus
+	default:
+		return false, 0
+	}
+}
+
+// WaitFor polls cond every 10 ms until it is true or the timeout expires.
+func WaitFor(cond func() bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// WaitFor polls cond until it is true or the timeout expires.
+func (c *Client) WaitFor(cond func() bool, timeout time.Duration) error {
+	return WaitFor(cond, timeout)
+}
+
+// Recorder returns what the client has received.
+func (c *Client) Recorder() *Recorder { return c.rec }
+
+// Received returns, per slot, what arrived from source code since t (zero: ever).
+func (c *Client) Received(source string, since time.Time) map[string]SourceStats {
+	return c.rec.From(source, since)
+}
+
+// WaitConnected waits until both PeerConnections (or the subscriber one, when not
+// publishing) are connected.
+func (c *Client) WaitConnected(timeout time.Duration) error {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	return WaitFor(func() bool { return s.connected(c.opts.Publish) }, timeout)
+}
+
+// Drop ends the WebSocket and both PeerConnections abruptly (no close frame, no
+// leave): what a network failure looks like to the server.
+func (c *Client) Drop() {
+	c.mu.Lock()
+	s, ws := c.sess, c.ws
+	c.ws, c.sess = nil, nil
+	c.mu.Unlock()
+	if s != nil {
+		s.close()
+	}
+	if ws != nil {
+		_ = ws.CloseNow()
+	}
+}
+
+// Reconnect drops the current connection (if any) and connects again with the
+// same credential: a new WebSocket and fresh ICE (new PeerConnections). The
+// recordings are kept.
+func (c *Client) Reconnect(ctx context.Context) error {
+	c.Drop()
+	return c.connect(ctx)
+}
+
+// RestartICE restarts ICE on both legs over the live WebSocket (a network change
+// without losing signaling).
+func (c *Client) RestartICE() error {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return errors.New("not connected")
+	}
+	return s.restartICE()
+}
+
+// Close leaves cleanly and releases everything.
+func (c *Client) Close() {
+	c.mu.Lock()
+	s, ws := c.sess, c.ws
+	c.ws, c.sess = nil, nil
+	c.mu.Unlock()
+	if ws != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"leave"}`))
+		cancel()
+		_ = ws.Close(websocket.StatusNormalClosure, "bye")
+	}
+	if s != nil {
+		s.close()
+	}
+}

@@ -1,0 +1,523 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/synth/media"
+)
+
+// mediaAPI is the client's Pion API (shared by its successive connections).
+type mediaAPI struct{ api *webrtc.API }
+
+func newMediaAPI(o Options) (*mediaAPI, error) {
+	me := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: webrtc.TypeRTCPFBTransportCC}}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if len(o.Interfaces) > 0 {
+		ifs := slices.Clone(o.Interfaces)
+		se.SetInterfaceFilter(func(n string) bool { return slices.Contains(ifs, n) })
+	}
+	return &mediaAPI{webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}, nil
+}
+
+const (
+	legPub = 0
+	legSub = 1
+)
+
+// session is the media and signaling of one WebSocket connection.
+type session struct {
+	c           *Client
+	ws          *websocket.Conn
+	ctx         context.Context
+	cancel      context.CancelFunc
+	done        chan struct{} // the WebSocket ended
+	closeStatus websocket.StatusCode
+	offers      chan string
+	answers     chan string
+	wg          sync.WaitGroup
+
+	mu      sync.Mutex
+	pcs     [2]*webrtc.PeerConnection
+	remote  [2]bool
+	pending [2][]webrtc.ICECandidateInit
+
+	vmu     sync.Mutex
+	videos  map[string]*media.Video // by rid
+	ssrcRID map[uint32]string
+	paused  map[string]bool
+}
+
+func newSession(c *Client, ws *websocket.Conn) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{c: c, ws: ws, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		offers: make(chan string, 16), answers: make(chan string, 4),
+		videos: map[string]*media.Video{}, ssrcRID: map[uint32]string{}, paused: map[string]bool{}}
+	s.wg.Add(1)
+	go s.negLoop()
+	return s
+}
+
+func (s *session) micOff() bool { return s.c.micOff.Load() }
+
+// readLoop receives server messages.
+func (s *session) readLoop() {
+	defer close(s.done)
+	for {
+		_, b, err := s.ws.Read(s.ctx)
+		if err != nil {
+			s.closeStatus = websocket.CloseStatus(err)
+			return
+		}
+		var env signaling.Envelope
+		if err := json.Unmarshal(b, &env); err != nil {
+			s.c.opts.Log.Warn("synth: bad server message", "err", err)
+			continue
+		}
+		s.c.record(env)
+		switch env.Type {
+		case signaling.TypeSubscriberOffer:
+			var m signaling.SDPMsg
+			if json.Unmarshal(env.Payload, &m) == nil {
+				select {
+				case s.offers <- m.SDP:
+				case <-s.ctx.Done():
+					return
+				}
+			}
+		case signaling.TypePublishAnswer:
+			var m signaling.SDPMsg
+			if json.Unmarshal(env.Payload, &m) == nil {
+				select {
+				case s.answers <- m.SDP:
+				default:
+				}
+			}
+		case signaling.TypeICECandidate:
+			var m signaling.CandidateMsg
+			if json.Unmarshal(env.Payload, &m) == nil && m.Candidate != nil {
+				leg := legPub
+				if m.Target == "subscriber" {
+					leg = legSub
+				}
+				s.addCandidate(leg, *m.Candidate)
+			}
+		case signaling.TypeLayerControl:
+			var m signaling.LayerControlMsg
+			if json.Unmarshal(env.Payload, &m) == nil {
+				s.setPaused(m.RID, !m.Active)
+			}
+		}
+	}
+}
+
+func (s *session) send(typ string, payload any) {
+	if _, err := s.c.sendOn(s.ws, typ, payload); err != nil {
+		s.c.opts.Log.Debug("synth: send", "type", typ, "err", err)
+	}
+}
+
+func (s *session) addCandidate(leg int, ci webrtc.ICECandidateInit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pc := s.pcs[leg]
+	if pc == nil || !s.remote[leg] {
+		s.pending[leg] = append(s.pending[leg], ci)
+		return
+	}
+	_ = pc.AddICECandidate(ci)
+}
+
+func (s *session) remoteSet(leg int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.remote[leg] = true
+	for _, ci := range s.pending[leg] {
+		_ = s.pcs[leg].AddICECandidate(ci)
+	}
+	s.pending[leg] = nil
+}
+
+func (s *session) newPC(leg int) (*webrtc.PeerConnection, error) {
+	pc, err := s.c.api.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	target := "publisher"
+	if leg == legSub {
+		target = "subscriber"
+	}
+	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
+		if ci != nil {
+			j := ci.ToJSON()
+			s.send(signaling.TypeICECandidate, signaling.CandidateMsg{Target: target, Candidate: &j})
+		}
+	})
+	s.mu.Lock()
+	s.pcs[leg] = pc
+	s.mu.Unlock()
+	return pc, nil
+}
+
+func (s *session) connected(publishing bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok := s.pcs[legSub] != nil && s.pcs[legSub].ConnectionState() == webrtc.PeerConnectionStateConnected
+	if publishing {
+		ok = ok && s.pcs[legPub] != nil && s.pcs[legPub].ConnectionState() == webrtc.PeerConnectionStateConnected
+	}
+	return ok
+}
+
+// negLoop answers subscriber offers in order.
+func (s *session) negLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case offer := <-s.offers:
+			if err := s.answerOffer(offer); err != nil {
+				s.c.opts.Log.Warn("synth: subscriber negotiation", "err", err)
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *session) answerOffer(offer string) error {
+	s.mu.Lock()
+	pc := s.pcs[legSub]
+	s.mu.Unlock()
+	if pc == nil {
+		var err error
+		if pc, err = s.newPC(legSub); err != nil {
+			return err
+		}
+		pc.OnTrack(s.onTrack)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	s.remoteSet(legSub)
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("create answer: %w", err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	s.send(signaling.TypeSubscriberAnswer, signaling.SDPMsg{SDP: pc.LocalDescription().SDP})
+	return nil
+}
+
+// onTrack records every packet of a received slot (track id = slot name).
+func (s *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	slot := tr.ID()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		for {
+			if _, _, err := recv.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		buf := make([]byte, 1500)
+		var p rtp.Packet
+		for {
+			n, _, err := tr.Read(buf)
+			if err != nil {
+				return
+			}
+			if p.Unmarshal(buf[:n]) != nil {
+				continue
+			}
+			s.c.rec.add(slot, p.SequenceNumber, p.Payload, time.Now())
+		}
+	}()
+}
+
+func (s *session) setPaused(rid string, paused bool) {
+	s.vmu.Lock()
+	s.paused[rid] = paused
+	v := s.videos[rid]
+	s.vmu.Unlock()
+	if !paused && v != nil {
+		v.RequestKeyframe()
+	}
+}
+
+// Paused reports whether the server asked to pause an encoding.
+func (s *session) isPaused(rid string) bool {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	return s.paused[rid]
+}
+
+// publish sends simulcast VP8 and Opus on a new publisher PeerConnection.
+func (s *session) publish(code string) error {
+	o := s.c.opts
+	pc, err := s.newPC(legPub)
+	if err != nil {
+		return err
+	}
+	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	var vtracks []*webrtc.TrackLocalStaticRTP
+	var vsender *webrtc.RTPSender
+	if !o.NoVideo {
+		for i, l := range o.Layers {
+			var opts []func(*webrtc.TrackLocalStaticRTP)
+			if len(o.Layers) > 1 {
+				opts = append(opts, webrtc.WithRTPStreamID(l.RID))
+			}
+			tr, err := webrtc.NewTrackLocalStaticRTP(vp8, "video", "synth-"+code, opts...)
+			if err != nil {
+				return err
+			}
+			vtracks = append(vtracks, tr)
+			if i == 0 {
+				if vsender, err = pc.AddTrack(tr); err != nil {
+					return err
+				}
+			} else if err := vsender.AddEncoding(tr); err != nil {
+				return err
+			}
+		}
+	}
+	var atrack *webrtc.TrackLocalStaticRTP
+	var asender *webrtc.RTPSender
+	if !o.NoAudio {
+		if atrack, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "synth-"+code); err != nil {
+			return err
+		}
+		if asender, err = pc.AddTrack(atrack); err != nil {
+			return err
+		}
+	}
+	if err := s.offerPublish(pc, nil); err != nil {
+		return err
+	}
+	if vsender != nil {
+		s.startVideo(code, pc, vsender, vtracks)
+	}
+	if asender != nil {
+		var levelID uint8
+		for _, h := range asender.GetParameters().HeaderExtensions {
+			if h.URI == sdp.AudioLevelURI {
+				levelID = uint8(h.ID)
+			}
+		}
+		a := media.NewAudio(media.AudioConfig{Code: code, LevelExtID: levelID, Level: o.AudioLevel, SSRC: 2000})
+		s.wg.Add(2)
+		go func() {
+			defer s.wg.Done()
+			for {
+				if _, _, err := asender.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer s.wg.Done()
+			_ = a.Run(s.ctx, func(p *rtp.Packet) error {
+				if s.micOff() {
+					return nil
+				}
+				_ = atrack.WriteRTP(p) // errors mean the PeerConnection closed; ctx ends the loop
+				return nil
+			})
+		}()
+	}
+	return nil
+}
+
+// offerPublish runs one publish_offer / publish_answer round.
+func (s *session) offerPublish(pc *webrtc.PeerConnection, opts *webrtc.OfferOptions) error {
+	offer, err := pc.CreateOffer(opts)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	for len(s.answers) > 0 { // drop stale answers
+		<-s.answers
+	}
+	s.send(signaling.TypePublishOffer, signaling.SDPMsg{SDP: pc.LocalDescription().SDP})
+	select {
+	case ans := <-s.answers:
+		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
+			return fmt.Errorf("set publish answer: %w", err)
+		}
+	case <-time.After(10 * time.Second):
+		return errors.New("no publish_answer within 10 s")
+	case <-s.done:
+		return errors.New("connection closed")
+	}
+	s.remoteSet(legPub)
+	return nil
+}
+
+func (s *session) startVideo(code string, pc *webrtc.PeerConnection, sender *webrtc.RTPSender, tracks []*webrtc.TrackLocalStaticRTP) {
+	o := s.c.opts
+	params := sender.GetParameters()
+	var midID, ridID uint8
+	for _, h := range params.HeaderExtensions {
+		switch h.URI {
+		case sdp.SDESMidURI:
+			midID = uint8(h.ID)
+		case sdp.SDESRTPStreamIDURI:
+			ridID = uint8(h.ID)
+		}
+	}
+	var mid string
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			mid = tr.Mid()
+		}
+	}
+	s.vmu.Lock()
+	for i, enc := range params.Encodings {
+		if i < len(o.Layers) {
+			s.ssrcRID[uint32(enc.SSRC)] = o.Layers[i].RID
+		}
+	}
+	s.vmu.Unlock()
+	// RTCP from the server, per encoding: PLI and FIR → keyframes. (ReadRTCP
+	// alone would only see the first encoding's RTCP.)
+	for _, l := range o.Layers {
+		read := sender.ReadRTCP
+		if len(o.Layers) > 1 {
+			rid := l.RID
+			read = func() ([]rtcp.Packet, interceptor.Attributes, error) { return sender.ReadSimulcastRTCP(rid) }
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				pkts, _, err := read()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					var ssrc uint32
+					switch x := p.(type) {
+					case *rtcp.PictureLossIndication:
+						ssrc = x.MediaSSRC
+					case *rtcp.FullIntraRequest:
+						ssrc = x.MediaSSRC
+					default:
+						continue
+					}
+					s.vmu.Lock()
+					v := s.videos[s.ssrcRID[ssrc]]
+					s.vmu.Unlock()
+					if v != nil {
+						v.RequestKeyframe()
+					}
+				}
+			}
+		}()
+	}
+	for i, l := range o.Layers {
+		rid := l.RID
+		if len(o.Layers) == 1 {
+			rid = ""
+		}
+		v := media.NewVideo(media.VideoConfig{Code: code, RID: l.RID, Width: l.Width, Height: l.Height,
+			FPS: o.FPS, Bitrate: l.Bitrate, KeyframeInterval: 10 * time.Second, SSRC: uint32(1000 + i)})
+		s.vmu.Lock()
+		s.videos[l.RID] = v
+		s.vmu.Unlock()
+		tr, ridB, midB, lrid := tracks[i], []byte(rid), []byte(mid), l.RID
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = v.Run(s.ctx, func(p *rtp.Packet) error {
+				if s.isPaused(lrid) {
+					return nil
+				}
+				if midID != 0 {
+					_ = p.Header.SetExtension(midID, midB)
+				}
+				if ridID != 0 && len(ridB) > 0 {
+					_ = p.Header.SetExtension(ridID, ridB)
+				}
+				_ = tr.WriteRTP(p)
+				return nil
+			})
+		}()
+	}
+}
+
+// restartICE renegotiates the publisher leg with an ICE restart and asks the
+// server for a restarting subscriber offer.
+func (s *session) restartICE() error {
+	s.mu.Lock()
+	pub := s.pcs[legPub]
+	s.mu.Unlock()
+	if pub != nil {
+		if err := s.offerPublish(pub, &webrtc.OfferOptions{ICERestart: true}); err != nil {
+			return err
+		}
+	}
+	s.send(signaling.TypeICERestart, signaling.Empty{})
+	return nil
+}
+
+// close stops media and closes both PeerConnections.
+func (s *session) close() {
+	s.cancel()
+	s.mu.Lock()
+	pcs := s.pcs
+	s.mu.Unlock()
+	for _, pc := range pcs {
+		if pc != nil {
+			_ = pc.Close()
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
