@@ -1,0 +1,403 @@
+package browsertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+// skipOrFail skips, except in CI where a skipped test is a failure.
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+var chromium struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// chromiumPath finds Chromium, installing Debian's package when it is missing and we
+// are root (bounded by a timeout).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	chromium.once.Do(func() {
+		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+			if p, err := exec.LookPath(name); err == nil {
+				chromium.path = p
+				return
+			}
+		}
+		if os.Geteuid() != 0 {
+			chromium.err = errors.New("chromium is not installed and we are not root to install it: apt-get install -y chromium fonts-dejavu-core")
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "chromium", "fonts-dejavu-core")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			chromium.err = fmt.Errorf("apt-get install chromium: %v\n%s", err, tail(out, 2000))
+			return
+		}
+		chromium.path, chromium.err = exec.LookPath("chromium")
+	})
+	if chromium.err != nil {
+		skipOrFail(t, "no Chromium: %v", chromium.err)
+	}
+	return chromium.path
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// moduleRoot is the folder with go.mod, above this package.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatal("go.mod not found")
+		}
+	}
+}
+
+// outputDir is test-output/ at the module root (gitignored), for screenshots and logs.
+func outputDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(moduleRoot(t), "test-output")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary builds ./cmd/opscenter once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "opscenter-bin-")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "opscenter")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", binary.path, "./cmd/opscenter")
+		cmd.Dir = moduleRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// server is the running opscenter binary plus direct access to its database.
+type server struct {
+	URL   string
+	Store *store.Store
+	DSN   string
+	log   string
+}
+
+// startServer runs the built binary on a fresh test database.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	bin := buildBinary(t)
+	dsn := storetest.DSN(t)
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	logPath := filepath.Join(outputDir(t), t.Name()+"-server.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"OPSCENTER_DATABASE_URL="+dsn,
+		fmt.Sprintf("OPSCENTER_HTTP_ADDR=127.0.0.1:%d", port),
+		"OPSCENTER_HTTP_PUBLIC_URL="+url,
+		"OPSCENTER_MEDIA_UDP_PORT=0",
+		"OPSCENTER_MEDIA_TCP_PORT=0",
+		"OPSCENTER_LOG_LEVEL=info",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		logf.Close()
+	})
+	start := time.Now()
+	for {
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("opscenter exited: %v\n%s", err, tail(b, 3000))
+		default:
+		}
+		if resp, err := http.Get(url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("opscenter not ready after %v; log in %s", time.Since(start), logPath)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("opscenter ready in %v at %s (log %s)", time.Since(start).Round(time.Millisecond), url, logPath)
+	st, err := store.Open(context.Background(), dsn, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return &server{URL: url, Store: st, DSN: dsn, log: logPath}
+}
+
+// user creates a staff account and returns its password.
+func (s *server) user(t *testing.T, name string, role auth.Role) string {
+	t.Helper()
+	pw := "password-" + name + "-long"
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.CreateUser(context.Background(), "test", name, role, h); err != nil {
+		t.Fatal(err)
+	}
+	return pw
+}
+
+// joinLink issues an endpoint's join link.
+func (s *server) joinLink(t *testing.T, code string) string {
+	t.Helper()
+	tok, err := s.Store.IssueEndpointToken(context.Background(), "test", code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.URL + "/join#t=" + tok
+}
+
+// startSession creates and starts a session through the store; the server hears of
+// it through the event bus.
+func (s *server) startSession(t *testing.T) store.Session {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	sess, _, err := s.Store.CreateSession(ctx, "test", store.NewSession{
+		ID: "5e55a000-0000-4000-8000-000000000023", Title: "Bầu cử 23/5/2021",
+		PlannedStart: now, PlannedEnd: now.Add(12 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess, err = s.Store.StartSession(ctx, "test", sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
+// browser is one Chromium process (one peer) with one tab.
+type browser struct {
+	name   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	t      *testing.T
+}
+
+// newBrowser starts Chromium with the flags of WEBRTC-NOTES.md and, when camera is
+// not empty, that y4m file as its camera.
+func newBrowser(t *testing.T, name, camera string) *browser {
+	t.Helper()
+	path := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", "new"),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	}
+	if camera != "" {
+		opts = append(opts, chromedp.Flag("use-file-for-fake-video-capture", camera))
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(func(string, ...any) {}))
+	start := time.Now()
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		bcancel()
+		acancel()
+		t.Fatalf("start chromium (%s): %v", name, err)
+	}
+	t.Logf("%s: chromium started in %v", name, time.Since(start).Round(time.Millisecond))
+	b := &browser{name: name, ctx: bctx, t: t}
+	b.cancel = func() { bcancel(); acancel() }
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *browser) close() {
+	if b.cancel != nil {
+		b.cancel()
+		b.cancel = nil
+	}
+}
+
+// run runs actions with a bound.
+func (b *browser) run(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", b.name, err)
+	}
+}
+
+// eval evaluates js (awaiting a promise) and returns its value.
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: eval %s: %v", b.name, short(js), err)
+	}
+	return v
+}
+
+func short(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+// waitFor polls a JS boolean expression until it is true, bounded by d, and returns
+// how long it took.
+func waitFor(b *browser, what, js string, d time.Duration) time.Duration {
+	b.t.Helper()
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => { try { return !!(await (`+js+`)); } catch (e) { return false; } })()`, chromedp.EvalAwaitPromise))
+		cancel()
+		if err == nil && ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			b.screenshot("timeout-" + strings.ReplaceAll(what, " ", "-"))
+			b.t.Fatalf("%s: %s: not true after %v (%s) err=%v", b.name, what, d, short(js), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// screenshot saves the page into test-output/ for a reviewer.
+func (b *browser) screenshot(name string) {
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		b.t.Logf("%s: screenshot %s: %v", b.name, name, err)
+		return
+	}
+	p := filepath.Join(outputDir(b.t), fmt.Sprintf("%s-%s.jpg", b.t.Name(), name))
+	p = strings.ReplaceAll(p, "/TestLive", "/TestLive")
+	if err := os.WriteFile(filepath.Clean(strings.ReplaceAll(p, " ", "_")), png, 0o644); err != nil {
+		b.t.Logf("screenshot: %v", err)
+		return
+	}
+	b.t.Logf("screenshot %s", p)
+}
+
+// login signs a staff member in through the login page and waits for the redirect.
+func (b *browser) login(base, user, pw, wantPath string) {
+	b.t.Helper()
+	b.run(30*time.Second, chromedp.Navigate(base+"/login"))
+	waitFor(b, "login page", `window.__ops && window.__ops.app === 'login'`, 15*time.Second)
+	eval[bool](b, fmt.Sprintf(`(() => {
+		document.getElementById('username').value = %q;
+		document.getElementById('password').value = %q;
+		document.getElementById('submit').click();
+		return true; })()`, user, pw))
+	waitFor(b, "redirect to "+wantPath, fmt.Sprintf(`location.pathname === %q && window.__ops && window.__ops.app !== 'login'`, wantPath), 15*time.Second)
+}

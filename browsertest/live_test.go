@@ -1,0 +1,205 @@
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/store"
+)
+
+// The palette: each peer's fake camera is one of these.
+var palette = map[string]rgb{
+	"red":    {210, 30, 30},
+	"green":  {30, 190, 40},
+	"blue":   {30, 50, 220},
+	"yellow": {220, 210, 30},
+}
+
+// sampleJS returns the RGB of a video element's picture, away from the moving block.
+const sampleJS = `((sel) => { const v = document.querySelector(sel);
+	if (!v || !v.videoWidth) return null;
+	const c = document.createElement('canvas'); c.width = 64; c.height = 36;
+	const g = c.getContext('2d'); g.drawImage(v, 0, 0, 64, 36);
+	const d = g.getImageData(40, 24, 1, 1).data; return [d[0], d[1], d[2]]; })(%q)`
+
+// waitColour waits until the video at sel shows the named palette colour.
+func waitColour(b *browser, sel, want string, d time.Duration) time.Duration {
+	b.t.Helper()
+	start := time.Now()
+	var last []float64
+	for time.Since(start) < d {
+		last = eval[[]float64](b, fmt.Sprintf(sampleJS, sel))
+		if len(last) == 3 {
+			if name, dist := nearest(last, palette); name == want && dist < 120 {
+				return time.Since(start)
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.screenshot("colour-" + want)
+	b.t.Fatalf("%s: %s does not show %s after %v (last %v)", b.name, sel, want, d, last)
+	return 0
+}
+
+// framesRise measures framesDecoded of slot over 5 s.
+func framesRise(b *browser, slot string) int {
+	b.t.Helper()
+	js := fmt.Sprintf(`window.__ops.framesDecoded().then((m) => m[%q] || 0)`, slot)
+	f0 := eval[int](b, js)
+	time.Sleep(5 * time.Second)
+	return eval[int](b, js) - f0
+}
+
+// TestLiveSessionInChromium runs a session with real browsers: a console that
+// publishes the program and three endpoints with coloured cameras.
+func TestLiveSessionInChromium(t *testing.T) {
+	srv := startServer(t)
+	lpw := srv.user(t, "lanhdao", auth.RoleLeader)
+	srv.startSession(t)
+	ctx := context.Background()
+
+	// Three endpoints of the first district group, so they share the console's first page.
+	eps, err := srv.Store.ListEndpoints(ctx, store.EndpointFilter{District: "193"})
+	if err != nil || len(eps) < 3 {
+		t.Fatalf("roster: %v (%d)", err, len(eps))
+	}
+	codes := []string{eps[0].Code, eps[1].Code, eps[2].Code}
+	colours := []string{"red", "green", "blue"}
+	dir := t.TempDir()
+	cam := func(name string) string {
+		p := filepath.Join(dir, name+".y4m")
+		writeY4M(t, p, palette[name])
+		return p
+	}
+
+	con := newBrowser(t, "console", cam("yellow"))
+	con.login(srv.URL, "lanhdao", lpw, "/console")
+	waitFor(con, "console joined", `window.__ops.link === 'open' && window.__ops.leader === true`, 20*time.Second)
+	eval[bool](con, `(document.getElementById('publish').click(), true)`)
+	waitFor(con, "publishing", `window.__ops.publishing === true`, 15*time.Second)
+
+	var ends []*browser
+	for i, code := range codes {
+		b := newBrowser(t, "endpoint-"+code, cam(colours[i]))
+		b.run(20*time.Second, chromedp.Navigate(srv.joinLink(t, code)))
+		waitFor(b, "device check", `window.__ops && window.__ops.phase === 'devicecheck' && document.getElementById('preview').videoWidth > 0`, 20*time.Second)
+		if h := eval[string](b, `location.hash`); h != "" {
+			t.Errorf("%s: the token stayed in the URL: %q", code, h)
+		}
+		eval[bool](b, `(document.getElementById('joinbtn').click(), true)`)
+		ends = append(ends, b)
+	}
+	for i, b := range ends {
+		took := waitFor(b, "joined", `window.__ops.link === 'open'`, 20*time.Second)
+		t.Logf("%s joined in %v", codes[i], took.Round(time.Millisecond))
+	}
+
+	// The console shows each endpoint's tile with live video in its colour.
+	tileSel := func(code string) string { return fmt.Sprintf(`.tile[data-code="%s"] video`, code) }
+	for i, code := range codes {
+		took := waitFor(con, "tile connected "+code, fmt.Sprintf(`document.querySelector('.tile[data-code="%s"]')?.dataset.presence === 'connected'`, code), 30*time.Second)
+		t.Logf("console: %s connected after %v", code, took.Round(time.Millisecond))
+		waitColour(con, tileSel(code), colours[i], 20*time.Second)
+		slot := eval[string](con, fmt.Sprintf(`document.querySelector('.tile[data-code="%s"]').dataset.slot`, code))
+		n := framesRise(con, slot)
+		t.Logf("console: tile %s (%s) decoded %d frames in 5 s", code, slot, n)
+		if n < 50 {
+			t.Errorf("console: tile %s decoded %d frames in 5 s, want ≥ 50", code, n)
+		}
+	}
+	con.screenshot("console")
+
+	// Each endpoint shows the program (the console's yellow camera).
+	for i, b := range ends {
+		waitColour(b, "#program", "yellow", 20*time.Second)
+		n := framesRise(b, "program_video")
+		t.Logf("%s: program decoded %d frames in 5 s", codes[i], n)
+		if n < 50 {
+			t.Errorf("%s: program decoded %d frames in 5 s, want ≥ 50", codes[i], n)
+		}
+	}
+	ends[0].screenshot("join")
+
+	// Enlarging a tile: it becomes wider and switches to the high layer.
+	eval[bool](con, fmt.Sprintf(`(document.querySelector('.tile[data-code="%s"]').click(), true)`, codes[0]))
+	waitFor(con, "tile enlarged", fmt.Sprintf(`document.querySelector('.tile[data-code="%s"]').dataset.size === 'large'`, codes[0]), 5*time.Second)
+	big := eval[float64](con, fmt.Sprintf(`document.querySelector('.tile[data-code="%s"]').getBoundingClientRect().width`, codes[0]))
+	small := eval[float64](con, fmt.Sprintf(`document.querySelector('.tile[data-code="%s"]').getBoundingClientRect().width`, codes[1]))
+	t.Logf("enlarged tile %.0f px wide, small tile %.0f px", big, small)
+	if big <= small {
+		t.Errorf("enlarged tile %.0f px is not wider than a small one (%.0f px)", big, small)
+	}
+	for i, b := range ends[:2] {
+		t.Logf("%s sends %v; server asked layers %v; program video %v px wide", codes[i],
+			eval[map[string]any](b, `window.__ops.sending()`), eval[map[string]any](b, `window.__ops.layers`),
+			eval[float64](b, `document.getElementById('program').videoWidth`))
+	}
+	took := waitFor(con, "high layer", fmt.Sprintf(`document.querySelector(%q).videoWidth >= 640`, tileSel(codes[0])), 30*time.Second)
+	t.Logf("enlarged tile reached 640 px wide video after %v", took.Round(time.Millisecond))
+	con.screenshot("console-enlarged")
+
+	// Floor: the console gives it to the second endpoint; the others see green.
+	eval[bool](con, fmt.Sprintf(`(document.querySelector('.tile[data-code="%s"]').click(), true)`, codes[1]))
+	waitFor(con, "selected", fmt.Sprintf(`window.__ops.selected === %q && !document.getElementById('givefloor').disabled`, codes[1]), 5*time.Second)
+	eval[bool](con, `(document.getElementById('givefloor').click(), true)`)
+	waitFor(con, "floor on console", fmt.Sprintf(`window.__ops.floor === %q`, codes[1]), 10*time.Second)
+	for _, i := range []int{0, 2} {
+		waitFor(ends[i], "floor known", fmt.Sprintf(`window.__ops.floor === %q`, codes[1]), 10*time.Second)
+		took := waitColour(ends[i], "#floor", "green", 20*time.Second)
+		t.Logf("%s sees the floor (%s) in green after %v", codes[i], codes[1], took.Round(time.Millisecond))
+	}
+	waitFor(ends[1], "has floor", `!document.getElementById('floorme').classList.contains('hidden')`, 10*time.Second)
+	ends[2].screenshot("join-floor")
+
+	// Incident and directive round trip, through the desk in a second tab of the console's browser.
+	deskCtx, deskCancel := chromedp.NewContext(con.ctx)
+	defer deskCancel()
+	if err := chromedp.Do(deskCtx); err != nil { // opens the tab; no timeout on this first call
+		t.Fatal(err)
+	}
+	desk := &browser{name: "desk", ctx: deskCtx, t: t}
+	desk.run(20*time.Second, chromedp.Navigate(srv.URL+"/desk"))
+	waitFor(desk, "desk live", `window.__ops && window.__ops.live === 'live'`, 15*time.Second)
+	eval[bool](desk, `(window.__noReload = true)`)
+	ep := ends[0]
+	eval[bool](ep, `(() => { document.getElementById('rcat').value = 'security_order'; document.getElementById('rsev').value = 'critical';
+		document.getElementById('rtitle').value = 'Gây rối tại khu vực bỏ phiếu'; document.getElementById('rtext').value = 'Cần lực lượng hỗ trợ';
+		document.getElementById('rtitle').dispatchEvent(new Event('input', {bubbles: true}));
+		document.querySelector('#report button[type=submit]').click(); return true; })()`)
+	start := time.Now()
+	waitFor(ep, "report sent", `window.__ops.outbox === 0`, 15*time.Second)
+	waitFor(desk, "incident on desk", fmt.Sprintf(`!!document.querySelector('tr[data-endpoint="%s"]') && window.__noReload === true`, codes[0]), 15*time.Second)
+	t.Logf("endpoint report reached the desk in %v", time.Since(start).Round(time.Millisecond))
+
+	eval[bool](desk, fmt.Sprintf(`(() => { document.getElementById('dtext').value = 'Phối hợp công an xã xử lý ngay';
+		const k = document.getElementById('dkind'); k.value = 'list'; k.dispatchEvent(new Event('change'));
+		document.getElementById('dlist').value = %q;
+		document.querySelector('#dform button[type=submit]').click(); return true; })()`, codes[0]))
+	waitFor(desk, "directive in matrix", fmt.Sprintf(`!!document.querySelector('#matrix td[data-code="%s"][data-acked="false"]')`, codes[0]), 15*time.Second)
+	took = waitFor(ep, "directive in inbox", `document.querySelectorAll('#inbox .directive[data-acked="false"] button.ack').length === 1`, 15*time.Second)
+	t.Logf("directive reached the endpoint after %v", took.Round(time.Millisecond))
+	ep.screenshot("join-directive")
+	eval[bool](ep, `(document.querySelector('#inbox button.ack').click(), true)`)
+	waitFor(ep, "acked", `document.querySelectorAll('#inbox .directive[data-acked="true"]').length === 1`, 15*time.Second)
+	took = waitFor(desk, "ack in matrix", fmt.Sprintf(`!!document.querySelector('#matrix td[data-code="%s"][data-acked="true"]')`, codes[0]), 15*time.Second)
+	t.Logf("acknowledgement reached the desk matrix after %v", took.Round(time.Millisecond))
+	desk.screenshot("desk")
+
+	// Going offline: close the third endpoint's browser.
+	gone := codes[2]
+	ends[2].close()
+	start = time.Now()
+	js := fmt.Sprintf(`document.querySelector('#health .hcell[data-code="%s"]').dataset.presence === 'offline'`, gone)
+	waitFor(con, "offline on health board", js, 50*time.Second) // 5 × the 10 s path-loss timer
+	t.Logf("health board showed %s offline %v after its browser closed (conventions: at once on a clean close, 10 s after path loss)",
+		gone, time.Since(start).Round(time.Millisecond))
+	online := eval[string](con, `document.getElementById('online').textContent`)
+	t.Logf("health board count: %s", online)
+	con.screenshot("console-health")
+}
