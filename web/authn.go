@@ -30,6 +30,17 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	p, err := s.Store.Resolve(c.Request.Context(), tok)
+	if errors.Is(err, store.ErrNotFound) && viaCookie {
+		// A stale or revoked cookie must not lock the browser out of /login or of a
+		// new join link: drop it and carry on as anonymous; need() decides the rest.
+		for _, name := range []string{staffCookie, endpointCookie} {
+			if ck, err := c.Request.Cookie(name); err == nil && ck.Value == tok {
+				s.setCookie(c, name, "", -1)
+			}
+		}
+		c.Next()
+		return
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "the credential is unknown, expired or revoked", "")
 		return

@@ -102,3 +102,14 @@ func writeEvent(w gin.ResponseWriter, e store.Event) error {
 	_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Action, b)
 	return err
 }
+
+// eventsHead returns the newest event id. A console reads it before loading lists,
+// then streams from it: nothing is missed and the log is not replayed from the start.
+func (s *Server) eventsHead(c *gin.Context) {
+	id, err := s.Store.LastEventID(c.Request.Context())
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"last_event_id": id})
+}

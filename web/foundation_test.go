@@ -121,6 +121,29 @@ func TestAuthAndRoles(t *testing.T) {
 	// Revoking a link locks the endpoint out at once.
 	admin.Do("DELETE", "/api/v1/endpoints/07192/link", nil, nil, 204)
 	ep.Do("GET", "/api/v1/endpoints", nil, nil, 401)
+	// A browser still holding the revoked cookie can load public pages and log in
+	// again; the stale cookie is cleared, not an error.
+	req, _ := http.NewRequest("GET", a.URL()+"/api/v1/sessions/current", nil)
+	req.Header.Set("Cookie", "ops_endpoint=stale-value")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cleared := false
+	for _, ck := range resp.Cookies() {
+		cleared = cleared || (ck.Name == "ops_endpoint" && ck.MaxAge < 0)
+	}
+	if resp.StatusCode != 401 || !cleared {
+		t.Fatalf("stale cookie: status %d, cleared %v", resp.StatusCode, cleared)
+	}
+	var head struct {
+		LastEventID int64 `json:"last_event_id"`
+	}
+	obs.Do("GET", "/api/v1/events/head", nil, &head, 200)
+	if head.LastEventID < 5 {
+		t.Fatalf("events head %d", head.LastEventID)
+	}
 	var link struct {
 		JoinURL string `json:"join_url"`
 	}

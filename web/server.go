@@ -83,6 +83,7 @@ func New(d Deps) *Server {
 	api.POST("/sessions/:id/end", s.need(capRun), s.endSession)
 
 	api.GET("/events", s.need(capRead), s.streamEvents)
+	api.GET("/events/head", s.need(capRead), s.eventsHead)
 	s.logRoutes(api)
 
 	if d.Live != nil {
