@@ -22,3 +22,11 @@ deps-test:
 
 vet:
 	$(GO) vet ./...
+
+# The province scenario for 60 s; appends its figures to docs/benchmarks.md.
+bench: deps-run
+	./scripts/bench.sh
+
+# 190 synthetic endpoints with churn for SOAK_DURATION (default 30m).
+soak: deps-run
+	./scripts/soak.sh
