@@ -14,6 +14,8 @@ elif ! ls /usr/share/postgresql/*/extension/unaccent.control >/dev/null 2>&1; th
 fi
 if [ "$want" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
+  # The fault tests cut one endpoint's path with iptables (this kernel has no netem).
+  command -v iptables >/dev/null 2>&1 || need+=(iptables)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -22,6 +22,19 @@ if go list ./browsertest >/dev/null 2>&1; then
   go test -v -count=1 -p 1 -timeout 15m ./browsertest/... >>"$log" 2>&1 || rc=1
 fi
 
+# Each fuzz target runs briefly beyond its committed seeds.
+echo "== fuzz (10 s per target)"
+while read -r pkg target; do
+  [ -z "$pkg" ] && continue
+  if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s "$pkg" >>"$log" 2>&1; then
+    echo "--- FAIL: $target (fuzz, $pkg)" | tee -a "$log"
+    rc=1
+  fi
+done <<'TARGETS'
+./web FuzzDecode
+./sfu FuzzParseVP8
+TARGETS
+
 grep -E '^(ok|FAIL|---|panic:|\s+--- FAIL)' "$log" | grep -vE '^\s*--- (PASS|SKIP)' | grep -v '^--- PASS' || true
 grep -E -A15 '^\s*--- FAIL' "$log" | head -150 || true
 pass=$(grep -cE '^\s*--- PASS' "$log")
