@@ -104,7 +104,7 @@ function renderWall() {
     tile.dataset.size = e.code === st.selected ? 'large' : 'small';
     tile.className = 'tile' + (e.code === st.selected ? ' big selected' : '') + (e.code === st.floor ? ' floor' : '') + (e.kind === 'district' ? ' district' : '');
     /** @type {HTMLElement} */ (tile.querySelector('.dot')).className = 'dot st-' + pres;
-    /** @type {HTMLElement} */ (tile.querySelector('.name')).textContent = `${st.muted.has(e.code) ? '🔇 ' : ''}${e.code} ${e.name}`;
+    /** @type {HTMLElement} */ (tile.querySelector('.name')).textContent = `${st.muted.has(e.code) ? '⊘ ' : ''}${e.code} ${e.name}`;
     nodes.push(tile);
   });
   wall.replaceChildren(...nodes);
@@ -378,7 +378,7 @@ async function init() {
     const q = media.quality;
     const el = byId('quality');
     el.dataset.quality = q.level;
-    el.textContent = '📶 ' + t('quality.' + q.level);
+    el.textContent = t('quality.' + q.level);
     el.title = t('quality.detail', { rtt: q.rttMs, loss: q.lossPct, kbps: q.sendKbps });
   });
   media.addEventListener('failed', () => sig.reconnect());

@@ -243,7 +243,7 @@ function renderConn(retryIn) {
   const qe = byId('quality');
   qe.dataset.quality = q ? q.level : 'none';
   qe.className = 'badge ' + (q && q.level === 'good' ? 'ok' : q && q.level === 'fair' ? 'warn' : q && q.level === 'poor' ? 'bad' : '');
-  qe.textContent = '📶 ' + t('quality.' + (q ? q.level : 'none'));
+  qe.textContent = t('quality.' + (q ? q.level : 'none'));
   if (q) qe.title = t('quality.detail', { rtt: q.rttMs, loss: q.lossPct, kbps: q.sendKbps });
 }
 
@@ -326,7 +326,7 @@ function renderOutbox() {
     h('span', { text: `${fmtTime(it.createdAt)} · ${it.body.title} · ` }),
     it.state === 'failed'
       ? h('span', { class: 'error' }, [t('join.failed', { msg: it.error || '' }), ' ', h('button', { type: 'button', text: t('join.discard'), 'on:click': () => outbox.discard(it.id) })])
-      : h('span', { class: 'muted', text: '⏳ ' + (it.tries ? t('common.error', { msg: it.error || '…' }) : '…') }),
+      : h('span', { class: 'muted', text: (it.tries ? t('common.error', { msg: it.error || '…' }) : '…') }),
   ])));
   renderInbox();
 }
