@@ -33,6 +33,7 @@ while read -r pkg target; do
 done <<'TARGETS'
 ./web FuzzDecode
 ./sfu FuzzParseVP8
+./signaling FuzzEnvelope
 TARGETS
 
 grep -E '^(ok|FAIL|---|panic:|\s+--- FAIL)' "$log" | grep -vE '^\s*--- (PASS|SKIP)' | grep -v '^--- PASS' || true

@@ -8,6 +8,8 @@ package sfu
 //	func (e *Engine) NewPeer(id string) (*Peer, error)
 //	func (e *Engine) Peer(id string) *Peer
 //	func (e *Engine) ActiveSpeaker() (peerID string, level float64)
+//	func (e *Engine) ForwardStats() ForwardStats // forwarded packets, in-server delay quantiles
+//	func (e *Engine) Collector() prometheus.Collector // the same for /metrics
 //	func (e *Engine) Close() error
 //
 //	func (p *Peer) ID() string
@@ -181,12 +183,28 @@ type Logger = slog.Logger
 
 // LegStats describes one PeerConnection (leg) of a peer.
 type LegStats struct {
-	State     string        `json:"state"`
-	Loss      float64       `json:"loss"`      // fraction lost 0..1 (from RTCP RR)
-	JitterMs  float64       `json:"jitter_ms"` // interarrival jitter in ms
-	RTT       time.Duration `json:"rtt"`
-	LastRTCP  time.Time     `json:"last_rtcp"` // last RTCP received on this leg
-	BitrateBs int           `json:"bitrate"`   // bit/s (in for publisher, out for subscriber)
+	// State is the PeerConnection state ("" before the leg exists).
+	State string `json:"state"`
+	// Loss is a fraction 0..1. Publisher leg: cumulative since the track
+	// started, sequence gaps seen on ingress before NACK repair, over all
+	// layers. Subscriber leg: the worst slot's fraction-lost from the latest
+	// RTCP receiver report (a per-report window, as sent by the client).
+	Loss float64 `json:"loss"`
+	// RecentLoss (publisher leg only) is the loss fraction of roughly the
+	// last 4 s (sampled every 0.5 s): sequence gaps net of the gaps later
+	// filled by retransmission or late arrival, over all layers. It is what
+	// "loss over 5%" in presence should look at. 0 before 0.5 s of data.
+	RecentLoss float64 `json:"recent_loss"`
+	// JitterMs is the interarrival jitter in ms (publisher: measured on
+	// ingress, worst layer; subscriber: worst slot's RR).
+	JitterMs float64       `json:"jitter_ms"`
+	RTT      time.Duration `json:"rtt"`
+	// LastRTCP is when the last RTCP packet arrived on this leg from the
+	// client (publisher: any RTCP, e.g. sender reports; subscriber: the
+	// latest receiver report for one of the slots). Zero if none yet. Media
+	// packets never move it, so "no RTCP for 5 s" can be judged from it.
+	LastRTCP  time.Time `json:"last_rtcp"`
+	BitrateBs int       `json:"bitrate"` // bit/s (in for publisher, out for subscriber)
 }
 
 // LayerStats describes one simulcast layer of an UpTrack.

@@ -49,6 +49,7 @@ func (p *Peer) allocLoop() {
 		case <-p.done:
 			return
 		case <-tk.C:
+			p.lossWin.add(p.publisherCounters(nanotime()))
 			p.reallocate()
 		}
 	}

@@ -47,13 +47,32 @@
 // for q, 64 for audio; allocated on first use).
 //
 // Fan-out reads a copy-on-write slice of slots (atomic.Pointer, no global
-// lock) and hands each slot a small value (layer, seq, flags) over a bounded
-// channel; the slot's writer goroutine copies the payload out of the cache,
-// rewrites the header and writes it. Nothing on that path allocates per
-// packet per subscriber, and a slow subscriber (e.g. a stalled ICE-TCP socket)
-// never blocks the publisher: when its queue is full the packet is dropped,
-// and video then drops until the next keyframe, where the writer re-syncs
-// (new epoch, continuous sequence numbers) after asking for a PLI.
+// lock). For a subscriber whose selected ICE pair is UDP, the publisher's
+// reader rewrites the header and writes the packet itself, straight from its
+// read buffer (no copy, no goroutine hop; a per-slot mutex, contended only
+// while two layers feed one slot during a switch, guards the rewriter). The
+// UDP datagrams of one packet's fan-out are collected by batchConn, the
+// wrapper around the engine's single ICE UDP socket, and leave in one
+// sendmmsg when the fan-out ends (never on a timer). A subscriber on ICE-TCP
+// (whose socket can stall) gets a bounded queue and its own writer
+// goroutine, started on first use: the reader hands it a small value
+// (layer, seq, flags) and the writer copies the payload out of the cache.
+// Nothing on either path allocates per packet per subscriber in this
+// package, and a slow subscriber never blocks the publisher: when its queue
+// is full the packet is dropped, and video then drops until the next
+// keyframe, where the writer re-syncs (new epoch, continuous sequence
+// numbers) after asking for a PLI.
+//
+// The engine counts forwarded packets and keeps a lock-free histogram of
+// the in-server delay: from the reader getting the packet off the
+// publisher's track to its last datagram handed to the kernel (one
+// observation per fan-out on the direct path, one per write on the queued
+// path). Engine.ForwardStats and Engine.Collector expose them.
+//
+// Publisher RTCP (sender reports) is drained by an interceptor (rtcptap.go)
+// rather than RTPReceiver.ReadSimulcast, which races with Pion binding late
+// simulcast and RTX streams; Peer.Stats reports its arrival time as
+// Publisher.LastRTCP and a 4 s windowed loss as Publisher.RecentLoss.
 //
 // Retransmissions from the publisher (RTX, unwrapped by Pion and told apart
 // by interceptor attribute AttributeRtxSsrc) only fill holes in the cache and

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v2"
@@ -32,6 +33,7 @@ type Engine struct {
 	subAPI *webrtc.API
 
 	udpConn net.PacketConn
+	batch   *batchConn // wraps udpConn: sendmmsg per fan-out (batchconn.go)
 	udpMux  ice.UDPMux
 	tcpLn   net.Listener
 	tcpMux  ice.TCPMux
@@ -44,6 +46,12 @@ type Engine struct {
 	// estimator created by the interceptor can be matched with its PC.
 	ccMu    sync.Mutex
 	lastBWE cc.BandwidthEstimator
+
+	rtcpTaps *rtcpTapFactory // publisher-leg RTCP readers (rtcptap.go)
+
+	// forwarding counters (fwdstats.go)
+	fwdPackets, fwdBytes, fwdDropped atomic.Uint64
+	fwdDelay                         delayHist
 
 	mu     sync.Mutex
 	peers  map[string]*Peer
@@ -88,6 +96,7 @@ func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	e := &Engine{cfg: cfg, log: log, hooks: hooks, peers: make(map[string]*Peer)}
+	e.rtcpTaps = &rtcpTapFactory{e: e}
 
 	var types []webrtc.NetworkType
 	wantUDP, wantTCP, wantV6 := false, false, false
@@ -146,7 +155,8 @@ func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error) {
 			}
 			e.udpConn = conn
 			e.udpPort = conn.LocalAddr().(*net.UDPAddr).Port
-			e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), conn)
+			e.batch = newBatchConn(conn)
+			e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), e.batch)
 			se.SetICEUDPMux(e.udpMux)
 		}
 		if wantTCP {
@@ -212,6 +222,17 @@ func registerCodecs(me *webrtc.MediaEngine, rtx bool) error {
 	return me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio)
 }
 
+// newPublisherPC creates a publisher PeerConnection whose RTCP arrivals are
+// recorded in sink.
+func (e *Engine) newPublisherPC(sink *rtcpSink) (*webrtc.PeerConnection, error) {
+	e.rtcpTaps.mu.Lock()
+	defer e.rtcpTaps.mu.Unlock()
+	e.rtcpTaps.next = sink
+	pc, err := e.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	e.rtcpTaps.next = nil
+	return pc, err
+}
+
 // newPublisherAPI: receives simulcast; NACK generator (no responder), RTCP
 // reports, TWCC feedback generation (for the publisher's own BWE).
 func (e *Engine) newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
@@ -234,6 +255,7 @@ func (e *Engine) newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
 		return nil, err
 	}
+	ir.Add(e.rtcpTaps) // last: it reads what the others have seen
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

@@ -201,6 +201,12 @@ func TestForwardLayersAndSwitch(t *testing.T) {
 	if time.Since(pst.Publisher.LastRTCP) > 5*time.Second {
 		t.Errorf("no RTCP from the publisher: %v", pst.Publisher.LastRTCP)
 	}
+	if n := v.e.Peer("07192").pubRTCP.packets.Load(); n == 0 {
+		t.Errorf("publisher RTCP tap saw no packets")
+	}
+	if pst.Publisher.RecentLoss > 0.01 {
+		t.Errorf("recent publisher loss %.3f on loopback", pst.Publisher.RecentLoss)
+	}
 	if pst.BitrateIn < 500_000 || len(pst.Video) != 3 || pst.Video[2].Width != 1280 {
 		t.Errorf("publisher stats: %+v", pst)
 	}

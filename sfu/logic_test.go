@@ -263,3 +263,40 @@ func TestRTTFromReport(t *testing.T) {
 		t.Fatalf("rtt %v", rtt)
 	}
 }
+
+func TestLossWindow(t *testing.T) {
+	if got := lossFraction(90, 10, 0); got != 0.1 {
+		t.Errorf("lossFraction(90,10,0) = %v", got)
+	}
+	if got := lossFraction(90, 10, 10); got != 0 {
+		t.Errorf("fully repaired = %v", got)
+	}
+	if got := lossFraction(0, 0, 0); got != 0 {
+		t.Errorf("empty = %v", got)
+	}
+	var w lossWindow
+	sec := int64(time.Second)
+	// 10 s of clean traffic, then 2 s with 20% gaps, half of them repaired.
+	var cur lossSample
+	for i := 0; i <= 20; i++ {
+		cur.at = int64(i) * sec / 2
+		cur.packets += 25
+		w.add(cur)
+	}
+	if got := w.recent(cur); got != 0 {
+		t.Errorf("clean window = %v", got)
+	}
+	for i := 0; i < 4; i++ {
+		cur.at += sec / 2
+		cur.packets += 20
+		cur.lost += 5
+		cur.recovered += 2
+		w.add(cur)
+	}
+	got := w.recent(cur)
+	// window = the last 4 s: 4 clean samples (100 pkts) + 4 lossy (80 pkts, 20 gaps, 8 repaired)
+	want := 12.0 / 200.0
+	if got < want-0.001 || got > want+0.001 {
+		t.Errorf("recent loss = %v, want %v", got, want)
+	}
+}

@@ -37,10 +37,15 @@ type Peer struct {
 	closed     bool
 
 	subReady atomic.Bool // subscriber leg connected (DTLS/SRTP up)
-	bwe      cc.BandwidthEstimator
-	remb     atomic.Int64
-	rembTime atomic.Int64
-	maxBps   atomic.Int64
+	// subDirect: the subscriber leg's selected ICE pair is UDP, so
+	// publisher readers write to its slots directly (Slot.enqueue).
+	subDirect atomic.Bool
+	pubRTCP   rtcpSink   // RTCP arrivals on the publisher leg (rtcptap.go)
+	lossWin   lossWindow // recent publisher loss (sampled by allocLoop)
+	bwe       cc.BandwidthEstimator
+	remb      atomic.Int64
+	rembTime  atomic.Int64
+	maxBps    atomic.Int64
 
 	allocMu sync.Mutex
 	probe   probeState
@@ -170,7 +175,7 @@ func (p *Peer) PublishOffer(offerSDP string) (string, error) {
 	p.mu.Unlock()
 	if pc == nil {
 		var err error
-		pc, err = p.e.pubAPI.NewPeerConnection(webrtc.Configuration{})
+		pc, err = p.e.newPublisherPC(&p.pubRTCP)
 		if err != nil {
 			return "", fmt.Errorf("sfu: publisher pc: %w", err)
 		}
@@ -298,7 +303,6 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		l.readLoop()
 		p.layerEnded(t, l)
 	}()
-	p.startRTCPLoops(t, recv, l)
 	if isNew {
 		if f := p.e.hooks.OnTrack; f != nil {
 			f(p.id, t)
@@ -306,41 +310,6 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	t.updateDemand()
 	t.reallocateWatchers()
-}
-
-// startRTCPLoops drains publisher RTCP per layer. Pion's
-// RTPReceiver.ReadSimulcast reads the receiver's track table without a lock
-// while undeclared simulcast streams are still being bound, so for
-// simulcast the readers start only once every rid of the receiver is bound.
-func (p *Peer) startRTCPLoops(t *UpTrack, recv *webrtc.RTPReceiver, l *upLayer) {
-	start := func(x *upLayer) {
-		p.e.wg.Add(1)
-		go func() {
-			defer p.e.wg.Done()
-			x.rtcpLoop()
-		}()
-	}
-	if l.rid == "" {
-		start(l)
-		return
-	}
-	for _, tr := range recv.Tracks() {
-		if tr.SSRC() == 0 {
-			return
-		}
-	}
-	t.mu.Lock()
-	if t.rtcpStarted {
-		t.mu.Unlock()
-		return
-	}
-	t.rtcpStarted = true
-	t.mu.Unlock()
-	for i := range t.layers {
-		if x := t.layers[i].Load(); x != nil && x.recv == recv {
-			start(x)
-		}
-	}
 }
 
 // layerEnded runs when a layer's reader stops; when every layer of the track

@@ -28,6 +28,17 @@ type Slot struct {
 
 	sender *webrtc.RTPSender
 	queue  chan qentry
+	// wmu guards ws. The writer goroutine holds it per queued entry; a
+	// publisher reader holds it while it writes to this slot directly (see
+	// enqueue). It is per slot and only contended during a layer switch,
+	// when two layer readers feed one slot.
+	wmu sync.Mutex
+	ws  writerState
+	// The writer goroutine starts on the first queued entry: slots whose
+	// subscriber is on UDP are written directly and never need it.
+	startMu  sync.Mutex
+	writerUp atomic.Bool
+
 	closed chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -58,6 +69,7 @@ const (
 
 type qentry struct {
 	layer *upLayer
+	at    int64 // unix ns when the reader got the packet (media only)
 	seq   uint16
 	blp   uint16
 	flags uint8
@@ -236,33 +248,53 @@ func (s *Slot) syncAttachments() {
 	}
 }
 
-// enqueue is called by publisher reader goroutines. It never blocks: when the
-// writer queue is full the packet is dropped, and video then drops until the
-// next keyframe (the writer re-syncs there, so the output stays continuous).
-func (s *Slot) enqueue(l *upLayer, seq uint16, flags uint8) {
+// enqueue is called by publisher reader goroutines. It never blocks on the
+// network for a slow subscriber:
+//   - direct path: when the subscriber's media path is UDP (a datagram send
+//     that cannot stall on one peer) and nothing is queued for the slot, the
+//     reader rewrites and writes the packet itself (payload and ts are the
+//     packet as read; no copy, no goroutine hop). It reports true.
+//   - queued path (ICE-TCP, or while the queue drains): the packet goes to the
+//     slot's writer goroutine; when the queue is full the packet is dropped,
+//     and video then drops until the next keyframe (the writer re-syncs there,
+//     so the output stays continuous).
+func (s *Slot) enqueue(l *upLayer, seq uint16, flags uint8, at int64, payload []byte, ts uint32) bool {
 	video := s.kind == webrtc.RTPCodecTypeVideo
 	resync := false
 	if video && s.needResync.Load() {
 		if flags&flagKeyframe == 0 {
 			s.dropped.Add(1)
-			return
+			s.peer.e.fwdDropped.Add(1)
+			return false
 		}
 		resync = true
 		flags |= flagResync
 	}
+	if payload != nil && s.peer.subDirect.Load() && len(s.queue) == 0 {
+		s.wmu.Lock()
+		s.writeMedia(s.writer(), qentry{layer: l, seq: seq, flags: flags, at: at}, payload, ts, at)
+		s.wmu.Unlock()
+		if resync {
+			s.needResync.Store(false)
+		}
+		return true
+	}
+	s.startWriter()
 	select {
-	case s.queue <- qentry{layer: l, seq: seq, flags: flags}:
+	case s.queue <- qentry{layer: l, seq: seq, flags: flags, at: at}:
 		if resync {
 			s.needResync.Store(false)
 		}
 	default:
 		s.dropped.Add(1)
+		s.peer.e.fwdDropped.Add(1)
 		if video && flags&flagRTX == 0 && !s.needResync.Swap(true) {
 			if c := s.current.Load(); c != nil {
 				c.requestPLI(false)
 			}
 		}
 	}
+	return false
 }
 
 // writerState is owned by the writer goroutine.
@@ -273,30 +305,62 @@ type writerState struct {
 	hdr rtp.Header
 }
 
+// writer returns the writer state, initialising it on first use (call with wmu held).
+func (s *Slot) writer() *writerState {
+	st := &s.ws
+	if st.buf == nil {
+		st.buf = make([]byte, maxCachedPayload)
+		if s.kind == webrtc.RTPCodecTypeVideo {
+			st.rw = newRewriter(90000, 3000)
+		} else {
+			st.rw = newRewriter(48000, 960)
+		}
+	}
+	return st
+}
+
+// startWriter starts the writer goroutine once (not after close).
+func (s *Slot) startWriter() {
+	if s.writerUp.Load() {
+		return
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.writerUp.Load() || s.isClosed() {
+		return
+	}
+	s.wg.Add(1)
+	go s.writeLoop()
+	s.writerUp.Store(true)
+}
+
 func (s *Slot) writeLoop() {
 	defer s.wg.Done()
-	st := &writerState{buf: make([]byte, maxCachedPayload)}
-	if s.kind == webrtc.RTPCodecTypeVideo {
-		st.rw = newRewriter(90000, 3000)
-	} else {
-		st.rw = newRewriter(48000, 960)
-	}
 	for {
 		select {
 		case <-s.closed:
 			return
 		case e := <-s.queue:
+			s.wmu.Lock()
+			st := s.writer()
 			switch e.op {
 			case opMedia:
-				s.writeMedia(st, e)
+				if s.writeMedia(st, e, nil, 0, nanotime()) {
+					s.peer.e.fwdDelay.record(nanotime() - e.at)
+				}
 			case opNACK:
 				s.writeNACK(st, e)
 			}
+			s.wmu.Unlock()
 		}
 	}
 }
 
-func (s *Slot) writeMedia(st *writerState, e qentry) {
+// writeMedia rewrites and writes one media packet. On the direct path the
+// payload and timestamp are the packet as read; on the queued path (payload
+// nil) they are copied out of the layer's cache. It reports whether the
+// packet was written.
+func (s *Slot) writeMedia(st *writerState, e qentry, payload []byte, ts uint32, now int64) bool {
 	desired := s.desired.Load()
 	if desired == nil {
 		if st.cur != nil {
@@ -304,28 +368,34 @@ func (s *Slot) writeMedia(st *writerState, e qentry) {
 			s.current.Store(nil)
 			s.syncAttachments()
 		}
-		return
+		return false
 	}
 	b := s.dt.binding.Load()
 	if b == nil {
-		return
+		return false
 	}
 	l := e.layer
-	now := nanotime()
-	if l != st.cur || e.flags&flagResync != 0 {
+	switching := l != st.cur || e.flags&flagResync != 0
+	if switching {
 		if l != desired && l != st.cur {
-			return
+			return false
 		}
 		if s.kind == webrtc.RTPCodecTypeVideo && e.flags&flagKeyframe == 0 {
-			return // wait for a keyframe of the new layer
+			return false // wait for a keyframe of the new layer
 		}
 		if !s.peer.subReady.Load() {
-			return // a keyframe sent before DTLS is up would be lost
+			return false // a keyframe sent before DTLS is up would be lost
 		}
-		n, ts, flags, ok := l.cache.get(e.seq, st.buf)
+	}
+	flags := e.flags
+	if payload == nil {
+		n, cts, cflags, ok := l.cache.get(e.seq, st.buf)
 		if !ok {
-			return
+			return false
 		}
+		payload, ts, flags = st.buf[:n], cts, cflags
+	}
+	if switching {
 		st.rw.startEpoch(e.seq, ts, now)
 		if l != st.cur {
 			st.cur = l
@@ -333,26 +403,21 @@ func (s *Slot) writeMedia(st *writerState, e qentry) {
 			s.switches.Add(1)
 			s.syncAttachments()
 		}
-		s.write(st, b, e.seq, ts, flags, n, now)
-		return
 	}
-	n, ts, flags, ok := l.cache.get(e.seq, st.buf)
-	if !ok {
-		return
-	}
-	s.write(st, b, e.seq, ts, flags, n, now)
+	return s.write(st, b, e.seq, ts, flags, payload, now)
 }
 
-func (s *Slot) write(st *writerState, b *binding, srcSeq uint16, srcTS uint32, flags uint8, n int, now int64) {
+func (s *Slot) write(st *writerState, b *binding, srcSeq uint16, srcTS uint32, flags uint8, payload []byte, now int64) bool {
 	seq, ts, ok := st.rw.rewrite(srcSeq, srcTS, now)
 	if !ok {
-		return
+		return false
 	}
-	s.send(st, b, seq, ts, flags, n)
-	s.meter.add(now, n+12)
+	s.send(st, b, seq, ts, flags, payload)
+	s.meter.add(now, len(payload)+12)
+	return true
 }
 
-func (s *Slot) send(st *writerState, b *binding, seq uint16, ts uint32, flags uint8, n int) {
+func (s *Slot) send(st *writerState, b *binding, seq uint16, ts uint32, flags uint8, payload []byte) {
 	h := &st.hdr
 	h.Version = 2
 	h.Padding = false
@@ -363,11 +428,13 @@ func (s *Slot) send(st *writerState, b *binding, seq uint16, ts uint32, flags ui
 	h.SequenceNumber = seq
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
-	if _, err := b.w.WriteRTP(h, st.buf[:n]); err != nil {
+	if _, err := b.w.WriteRTP(h, payload); err != nil {
 		return
 	}
 	s.packets.Add(1)
-	s.bytes.Add(uint64(n))
+	s.bytes.Add(uint64(len(payload)))
+	s.peer.e.fwdPackets.Add(1)
+	s.peer.e.fwdBytes.Add(uint64(len(payload)))
 }
 
 func (s *Slot) writeNACK(st *writerState, e qentry) {
@@ -389,7 +456,7 @@ func (s *Slot) writeNACK(st *writerState, e qentry) {
 		if !ok {
 			continue
 		}
-		s.send(st, b, out, st.rw.mapTS(ts), flags, n)
+		s.send(st, b, out, st.rw.mapTS(ts), flags, st.buf[:n])
 		s.nacked.Add(1)
 	}
 }
@@ -425,6 +492,7 @@ func (s *Slot) rtcpLoop() {
 				if p.MediaSSRC != ssrc {
 					continue
 				}
+				s.startWriter()
 				for _, pair := range p.Nacks {
 					select {
 					case s.queue <- qentry{op: opNACK, seq: pair.PacketID, blp: uint16(pair.LostPackets)}:
@@ -500,7 +568,9 @@ func toNTP(t time.Time) uint64 {
 
 func (s *Slot) close() {
 	s.once.Do(func() {
+		s.startMu.Lock() // no writer starts after this
 		close(s.closed)
+		s.startMu.Unlock()
 		s.desired.Store(nil)
 		s.target.Store(-1)
 		s.syncAttachments()

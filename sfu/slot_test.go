@@ -58,8 +58,6 @@ func (r *unitRig) slot(w webrtc.TrackLocalWriter) *Slot {
 	s.dt.binding.Store(&binding{ssrc: 1, pt: 96, w: w})
 	s.desired.Store(r.layer)
 	s.syncAttachments()
-	s.wg.Add(1)
-	go s.writeLoop()
 	return s
 }
 
@@ -74,7 +72,7 @@ func (r *unitRig) ingest(p *rtp.Packet) {
 		flags |= flagKeyframe
 	}
 	if r.layer.cache.insert(p.SequenceNumber, p.Timestamp, flags, p.Payload) {
-		r.layer.fanout(p.SequenceNumber, flags)
+		r.layer.fanout(p.SequenceNumber, flags, nanotime(), p.Payload, p.Timestamp)
 	}
 }
 
@@ -177,6 +175,76 @@ func BenchmarkFanout(b *testing.B) {
 	var slots []*Slot
 	for i := 0; i < 100; i++ {
 		slots = append(slots, r.slot(&fakeWriter{}))
+	}
+	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 1280, Height: 720, Bitrate: 1_500_000, KeyframeInterval: -1, SSRC: 3})
+	var pkts []*rtp.Packet
+	now := time.Unix(0, 0)
+	for len(pkts) < 1000 {
+		now = now.Add(33 * time.Millisecond)
+		_ = v.NextFrame(now, func(p *rtp.Packet) error { c := p.Clone(); pkts = append(pkts, c); return nil })
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := pkts[i%len(pkts)]
+		p.SequenceNumber = uint16(i)
+		r.ingest(p)
+	}
+	b.StopTimer()
+	for _, s := range slots {
+		s.close()
+		s.wg.Wait()
+	}
+}
+
+// directSlot is a slot whose subscriber path is UDP: readers write to it inline.
+func (r *unitRig) directSlot(w webrtc.TrackLocalWriter) *Slot {
+	s := r.slot(w)
+	s.peer.subDirect.Store(true)
+	return s
+}
+
+// TestDirectPathWritesInline: with a UDP subscriber path the reader writes
+// during the fan-out itself (no queue), sequence numbers stay continuous,
+// and the in-server delay is recorded once per fan-out.
+func TestDirectPathWritesInline(t *testing.T) {
+	r := newUnitRig()
+	w := &fakeWriter{}
+	s := r.directSlot(w)
+	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 320, Height: 180, Bitrate: 300_000, KeyframeInterval: -1, SSRC: 3})
+	now := time.Unix(0, 0)
+	total := 0
+	for f := 0; f < 30; f++ {
+		now = now.Add(33 * time.Millisecond)
+		_ = v.NextFrame(now, func(p *rtp.Packet) error { r.ingest(p); total++; return nil })
+		if got := w.n.Load(); got != int64(total) {
+			t.Fatalf("after %d packets %d written: not inline", total, got)
+		}
+	}
+	if n := r.e.fwdDelay.count.Load(); n != uint64(total) {
+		t.Errorf("delay recorded %d times for %d fan-outs", n, total)
+	}
+	w.mu.Lock()
+	for i := 1; i < len(w.seqs); i++ {
+		if w.seqs[i] != w.seqs[i-1]+1 {
+			t.Fatalf("seq gap %d -> %d", w.seqs[i-1], w.seqs[i])
+		}
+	}
+	w.mu.Unlock()
+	if st := r.e.ForwardStats(); st.Packets != uint64(total) || st.DelayP99 <= 0 {
+		t.Errorf("forward stats %+v", st)
+	}
+	s.close()
+	s.wg.Wait()
+}
+
+// BenchmarkFanoutDirect: the reader-side cost of fanning one packet out to
+// 100 UDP subscribers written inline (fake writers: no SRTP, no socket).
+func BenchmarkFanoutDirect(b *testing.B) {
+	r := newUnitRig()
+	var slots []*Slot
+	for i := 0; i < 100; i++ {
+		slots = append(slots, r.directSlot(&fakeWriter{}))
 	}
 	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 1280, Height: 720, Bitrate: 1_500_000, KeyframeInterval: -1, SSRC: 3})
 	var pkts []*rtp.Packet

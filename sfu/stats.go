@@ -40,9 +40,6 @@ func (p *Peer) Stats() PeerStats {
 				clock = 48000
 			}
 			jit = math.Max(jit, math.Float64frombits(l.jitter.Load())/clock*1000)
-			if ts := l.lastRTCP.Load(); ts > st.Publisher.LastRTCP.UnixNano() {
-				st.Publisher.LastRTCP = time.Unix(0, ts)
-			}
 		}
 		if t.kind == webrtc.RTPCodecTypeVideo && st.Video == nil {
 			st.Video = t.Layers()
@@ -50,6 +47,12 @@ func (p *Peer) Stats() PeerStats {
 	}
 	if pktSum+lostSum > 0 {
 		st.Publisher.Loss = float64(lostSum) / float64(pktSum+lostSum)
+	}
+	if pub != nil {
+		st.Publisher.RecentLoss = p.lossWin.recent(p.publisherCounters(now))
+		if ts := p.pubRTCP.last.Load(); ts != 0 {
+			st.Publisher.LastRTCP = time.Unix(0, ts)
+		}
 	}
 	st.Publisher.JitterMs = jit
 	st.Publisher.BitrateBs = st.BitrateIn

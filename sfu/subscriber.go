@@ -33,6 +33,11 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 			p.reallocate() // asks for keyframes of every pending slot
 		}
 	})
+	if it := pc.SCTP().Transport().ICETransport(); it != nil {
+		it.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+			p.subDirect.Store(pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP)
+		})
+	}
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		if s != webrtc.ICEConnectionStateConnected && s != webrtc.ICEConnectionStateCompleted {
 			return
@@ -100,9 +105,8 @@ func (p *Peer) AddSlot(name string, kind webrtc.RTPCodecType) (*Slot, error) {
 	p.slots = append(p.slots, s)
 	p.slotByName[name] = s
 	p.mu.Unlock()
-	s.wg.Add(2)
-	go s.writeLoop()
-	go s.rtcpLoop()
+	s.wg.Add(1)
+	go s.rtcpLoop() // the writer goroutine starts when first needed (Slot.startWriter)
 	p.needNegotiation()
 	return s, nil
 }

@@ -23,11 +23,10 @@ type UpTrack struct {
 	kind   webrtc.RTPCodecType
 	layers [3]atomic.Pointer[upLayer]
 
-	mu          sync.Mutex // guards watchers and demand state (control path only)
-	watchers    map[*Slot]struct{}
-	demand      [3]demandState
-	gone        bool
-	rtcpStarted bool
+	mu       sync.Mutex // guards watchers and demand state (control path only)
+	watchers map[*Slot]struct{}
+	demand   [3]demandState
+	gone     bool
 
 	level atomic.Uint64 // smoothed audio level (float64 bits), audio only
 }
@@ -250,7 +249,7 @@ type upLayer struct {
 	width      atomic.Int32
 	height     atomic.Int32
 	lastPacket atomic.Int64
-	lastRTCP   atomic.Int64
+	recovered  atomic.Uint64 // gaps later filled (RTX or late arrival)
 	jitter     atomic.Uint64 // float64 bits, in RTP ticks
 	meter      rateMeter
 
@@ -366,13 +365,17 @@ func (l *upLayer) readLoop() {
 			if !l.cache.insert(pkt.SequenceNumber, pkt.Timestamp, flags, pkt.Payload) {
 				continue
 			}
-			l.fanout(pkt.SequenceNumber, flags|flagRTX)
+			if l.haveFirst && int16(pkt.SequenceNumber-l.highest) < 0 {
+				l.recovered.Add(1) // a counted gap, repaired
+			}
+			l.fanout(pkt.SequenceNumber, flags|flagRTX, now, pkt.Payload, pkt.Timestamp)
 			continue
 		}
 		// media statistics
 		l.packets.Add(1)
 		l.lastPacket.Store(now)
 		l.meter.add(now, n)
+		late := false
 		if !l.haveFirst {
 			l.haveFirst = true
 			l.highest = pkt.SequenceNumber
@@ -381,6 +384,8 @@ func (l *upLayer) readLoop() {
 				l.lost.Add(uint64(d - 1))
 			}
 			l.highest = pkt.SequenceNumber
+		} else {
+			late = d < 0 // reordered: its gap was counted as lost
 		}
 		transit := now*int64(clock)/1e9 - int64(pkt.Timestamp)
 		if l.lastTransit != 0 {
@@ -403,36 +408,33 @@ func (l *upLayer) readLoop() {
 		if !l.cache.insert(pkt.SequenceNumber, pkt.Timestamp, flags, pkt.Payload) {
 			continue // duplicate, too old or too large
 		}
-		l.fanout(pkt.SequenceNumber, flags)
+		if late {
+			l.recovered.Add(1)
+		}
+		l.fanout(pkt.SequenceNumber, flags, now, pkt.Payload, pkt.Timestamp)
 	}
 }
 
-// rtcpLoop drains the publisher's RTCP for this layer (sender reports feed
-// the receiver-report interceptor) and records when it last arrived.
-func (l *upLayer) rtcpLoop() {
-	buf := make([]byte, 1500)
-	for {
-		var err error
-		if l.rid != "" {
-			_, _, err = l.recv.ReadSimulcast(buf, l.rid)
-		} else {
-			_, _, err = l.recv.Read(buf)
-		}
-		if err != nil {
-			return
-		}
-		l.lastRTCP.Store(nanotime())
-	}
-}
-
-// fanout hands the cached packet to every attached slot without blocking.
-func (l *upLayer) fanout(seq uint16, flags uint8) {
+// fanout hands the packet to every attached slot without blocking (see
+// Slot.enqueue). Datagrams written directly are sent in one batch when the
+// fan-out ends (batchConn), and the in-server delay of the packet (read →
+// its last datagram handed to the kernel) is recorded once per fan-out.
+func (l *upLayer) fanout(seq uint16, flags uint8, at int64, payload []byte, ts uint32) {
 	sp := l.slots.Load()
-	if sp == nil {
+	if sp == nil || len(*sp) == 0 {
 		return
 	}
+	e := l.track.e
+	e.batch.begin()
+	direct := 0
 	for _, s := range *sp {
-		s.enqueue(l, seq, flags)
+		if s.enqueue(l, seq, flags, at, payload, ts) {
+			direct++
+		}
+	}
+	e.batch.end()
+	if direct > 0 {
+		e.fwdDelay.record(nanotime() - at)
 	}
 }
 

@@ -21,6 +21,7 @@ func (r *Room) sessionLocked() string {
 func (r *Room) setSession(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	if r.sessionID == id {
 		return
 	}
@@ -51,6 +52,7 @@ func (r *Room) currentSession() string {
 func (r *Room) giveFloor(code string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	if e := r.sessionLocked(); e != "" {
 		return e
 	}
@@ -71,6 +73,7 @@ func (r *Room) giveFloor(code string) string {
 func (r *Room) revokeFloor() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	if e := r.sessionLocked(); e != "" {
 		return e
 	}
@@ -89,6 +92,7 @@ func (r *Room) floorHolder() string {
 func (r *Room) setHand(code string, up bool) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	m := r.member(code)
 	if m.hand == up {
 		return ""
@@ -110,6 +114,7 @@ func (r *Room) setHand(code string, up bool) string {
 func (r *Room) setMuted(code string, muted bool, by string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	r.setMutedLocked(code, muted, by)
 	r.onChange()
 }
@@ -131,6 +136,7 @@ func (r *Room) setMutedLocked(code string, muted bool, by string) {
 func (r *Room) muteAll(by string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	var codes []string
 	for _, code := range sortedKeys(r.members) {
 		if code != CommandCode && !r.members[code].muted {
@@ -146,6 +152,7 @@ func (r *Room) muteAll(by string) []string {
 func (r *Room) requestUnmute(code, by string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	m := r.members[code]
 	if m == nil || m.conn == nil {
 		return ErrNotConnected
@@ -159,6 +166,7 @@ func (r *Room) requestUnmute(code, by string) string {
 func (r *Room) unmuteAccept(code string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	m := r.members[code]
 	if m == nil || !m.unmuteAsked {
 		return ErrNoUnmuteAsked
@@ -183,6 +191,7 @@ func (r *Room) selfMute(code string, micOn bool) {
 func (r *Room) setPrivateLine(code string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	if e := r.sessionLocked(); e != "" && code != "" {
 		return e
 	}
@@ -206,6 +215,7 @@ func (r *Room) privateLineCode() string {
 func (r *Room) setRollCall(on bool) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	if e := r.sessionLocked(); e != "" && on {
 		return e
 	}
@@ -220,6 +230,7 @@ func (r *Room) setRollCall(on bool) string {
 func (r *Room) remove(code string) *conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.onState()
 	m := r.members[code]
 	if m == nil {
 		return nil

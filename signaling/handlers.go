@@ -336,12 +336,9 @@ func (c *conn) target(code string) error {
 	if code == CommandCode {
 		return perr(ErrBadPayload, "the command room cannot be the target")
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	if _, err := c.svc.store.GetEndpoint(ctx, code); errors.Is(err, store.ErrNotFound) {
+	// The roster in memory, not the database: live actions work while PostgreSQL is away.
+	if !c.svc.room.known(code) {
 		return perr(ErrUnknownCode, "no endpoint %q in the roster", code)
-	} else if err != nil {
-		return fmt.Errorf("roster lookup: %w", err)
 	}
 	return nil
 }
@@ -470,7 +467,10 @@ func onSessionEnd(c *conn, _ string, _ *Empty) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	if _, err := c.svc.store.EndSession(ctx, c.p.Actor(), sid); err != nil { // audited by the store
+	if err := c.svc.endSession(ctx, c.p.Actor(), sid); err != nil { // audited by the store
+		if store.IsUnavailable(err) {
+			return perr(ErrUnavailable, "the database is unavailable; the session was not ended, try again")
+		}
 		return fmt.Errorf("end session: %w", err)
 	}
 	c.svc.room.setSession("")

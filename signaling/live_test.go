@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,16 @@ import (
 	"github.com/opscenter/opscenter/synth/client"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+// TestMain starts the test PostgreSQL cluster, except when fuzzing: fuzz targets
+// need no database, and every fuzz worker process would otherwise initdb its own.
+func TestMain(m *testing.M) {
+	for _, a := range os.Args[1:] {
+		if a == "-test.fuzzworker" || (strings.HasPrefix(a, "-test.fuzz=") && a != "-test.fuzz=") {
+			os.Exit(m.Run())
+		}
+	}
+	os.Exit(storetest.Main(m))
+}
 
 // Light layers keep 20+ publishers affordable on a 2-core machine; keyframe
 // headers still carry the real sizes.

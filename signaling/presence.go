@@ -30,22 +30,8 @@ func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry,
 	if m == nil || m.conn != c {
 		return StatEntry{}, false
 	}
-	var lost, pkts uint64
-	for _, l := range st.Video {
-		lost += l.Lost
-		pkts += l.Packets
-	}
-	upLoss := 0.0
-	if dl, dp := lost-m.lossPrev[0], pkts-m.lossPrev[1]; lost >= m.lossPrev[0] && pkts >= m.lossPrev[1] && dl+dp > 0 {
-		upLoss = float64(dl) / float64(dl+dp)
-	}
-	m.lossPrev = [2]uint64{lost, pkts}
-	loss := max(upLoss, st.Subscriber.Loss)
-	// RTCP silence counts only on a connected leg that we are sending media on:
-	// paused layers and gated audio are not a fault.
-	noRTCP := m.legUp[1] && st.BitrateOut > 0 && !st.Subscriber.LastRTCP.IsZero() &&
-		now.Sub(st.Subscriber.LastRTCP) > DegradedNoRTCP
-	m.unhealthy = loss > DegradedLoss || noRTCP
+	loss, unhealthy := judgeHealth(st, m.legUp, now)
+	m.unhealthy = unhealthy
 	layer := -1
 	for _, s := range st.Slots {
 		if s.Kind == webrtc.RTPCodecTypeVideo.String() && s.EffectiveLayer > layer {
@@ -61,6 +47,19 @@ func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry,
 		Loss: loss, JitterMs: max(st.Publisher.JitterMs, st.Subscriber.JitterMs),
 		RTTMs: float64(rtt) / float64(time.Millisecond), Layer: layer}
 	return m.stats, true
+}
+
+// judgeHealth decides degraded presence from media statistics (DESIGN.md):
+// loss over 5%, or no RTCP for 5 s on a connected leg that carries media. Missing
+// media is never a fault by itself: unwatched layers are paused on purpose and
+// audio is gated. Publisher loss is the sfu's windowed RecentLoss (last ~4 s, net
+// of NACK repairs); subscriber loss is the latest receiver report's.
+func judgeHealth(st sfu.PeerStats, legUp [2]bool, now time.Time) (loss float64, unhealthy bool) {
+	loss = max(st.Publisher.RecentLoss, st.Subscriber.Loss)
+	silent := func(last time.Time) bool { return !last.IsZero() && now.Sub(last) > DegradedNoRTCP }
+	noRTCP := (legUp[0] && st.BitrateIn > 0 && silent(st.Publisher.LastRTCP)) ||
+		(legUp[1] && st.BitrateOut > 0 && silent(st.Subscriber.LastRTCP))
+	return loss, loss > DegradedLoss || noRTCP
 }
 
 // broadcastStats sends the health board to consoles.

@@ -100,6 +100,7 @@ const (
 	ErrNoUnmuteAsked  = "no_unmute_request"
 	ErrNotPublisher   = "not_a_publisher"
 	ErrTileOutOfRange = "tile_out_of_range"
+	ErrUnavailable    = "unavailable" // the database is away; retry later
 )
 
 // ---- client → server payloads ----

@@ -37,7 +37,6 @@ type member struct {
 	offlineAt   time.Time // when presence became offline (zero: not offline)
 	state       string    // last published presence
 	stats       StatEntry
-	lossPrev    [2]uint64 // publisher lost, packets at the previous stats tick
 }
 
 // presence computes the state from the member's facts at time now.
@@ -76,13 +75,19 @@ type Room struct {
 	rollCall    bool
 	programs    []string // program-capable peers that published, oldest first
 	roster      []string // endpoint codes in roster order
-	onChange    func()   // routing may have changed
+	inRoster    map[string]bool
+	onChange    func() // routing may have changed
+	onState     func() // durable state may have changed (never blocks)
+	cmdSent     string // the command room presence last sent to consoles
 }
 
 func newRoom(onChange func()) *Room {
 	return &Room{members: map[string]*member{}, conns: map[string]*conn{}, staff: map[int64]int{},
-		tiles: map[string][]Tile{}, onChange: onChange}
+		tiles: map[string][]Tile{}, inRoster: map[string]bool{}, onChange: onChange, onState: func() {}}
 }
+
+// known reports whether code is in the roster loaded at start (read-only after New).
+func (r *Room) known(code string) bool { return r.inRoster[code] }
 
 func (r *Room) member(code string) *member {
 	m := r.members[code]
@@ -114,7 +119,6 @@ func (r *Room) join(c *conn) (old *conn) {
 	m.conn = c
 	m.legUp = [2]bool{}
 	m.mediaUp, m.mediaLostAt, m.wsLostAt, m.unhealthy, m.offlineAt = false, time.Time{}, time.Time{}, false, time.Time{}
-	m.lossPrev = [2]uint64{}
 	r.publishPresence(m, time.Now())
 	r.onChange()
 	return old
@@ -181,7 +185,36 @@ func (r *Room) publishPresence(m *member, now time.Time) {
 	} else {
 		m.offlineAt = time.Time{}
 	}
+	if m.code == CommandCode {
+		r.syncCommand()
+		return
+	}
 	r.toConsoles(TypePresence, PresenceMsg{Code: m.code, State: st})
+}
+
+// effective is an endpoint's presence as shown to people. The command room (22)
+// is online while its device is, or while a leader's console publishes the
+// program, which is endpoint 22's camera. Called with mu held.
+func (r *Room) effective(code string) string {
+	st := StateOffline
+	if m := r.members[code]; m != nil {
+		st = m.state
+	}
+	if code == CommandCode && len(r.programs) > 0 && st != StateConnected && st != StateDegraded {
+		st = StateConnected
+	}
+	return st
+}
+
+// syncCommand tells consoles when the command room's effective presence changed.
+// Called with mu held.
+func (r *Room) syncCommand() {
+	st := r.effective(CommandCode)
+	if st == r.cmdSent {
+		return
+	}
+	r.cmdSent = st
+	r.toConsoles(TypePresence, PresenceMsg{Code: CommandCode, State: st})
 }
 
 // mediaState records a leg's connection state change for the peer's endpoint.
@@ -223,32 +256,27 @@ func (r *Room) setTiles(peerID string, tiles []Tile) {
 	r.onChange()
 }
 
-// sendToCodes sends a message to the live connections of the given endpoints.
-func (r *Room) sendToCodes(codes []string, typ string, payload any) int {
+// sendToCodes sends a message to the live connections of the given endpoints and
+// returns the codes it reached.
+func (r *Room) sendToCodes(codes []string, typ string, payload any) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
+	var sent []string
 	msg := encode(typ, "", payload)
 	for _, code := range codes {
 		if m := r.members[code]; m != nil && m.conn != nil {
 			m.conn.sendRaw(msg)
-			n++
+			sent = append(sent, code)
 		}
 	}
-	return n
+	return sent
 }
 
 // Presence returns an endpoint's presence state (web.Presence).
 func (r *Room) Presence(code string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if m := r.members[code]; m != nil {
-		return m.state
-	}
-	if code == CommandCode && len(r.programs) > 0 {
-		return StateConnected
-	}
-	return StateOffline
+	return r.effective(code)
 }
 
 // Counts returns how many endpoints are in each presence state (offline ones that
@@ -257,8 +285,13 @@ func (r *Room) Counts() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string]int{StateJoined: 0, StateConnected: 0, StateDegraded: 0, StateOffline: 0}
-	for _, m := range r.members {
-		out[m.state]++
+	for code, m := range r.members {
+		if code != CommandCode {
+			out[m.state]++
+		}
+	}
+	if st := r.effective(CommandCode); st != StateOffline || r.members[CommandCode] != nil {
+		out[st]++
 	}
 	return out
 }
@@ -271,9 +304,9 @@ func (r *Room) presenceSnapshot() PresenceSnapshotMsg {
 		seen[code] = true
 		if m := r.members[code]; m != nil {
 			st := m.stats
-			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: m.state, Stats: &st})
+			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code), Stats: &st})
 		} else {
-			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: StateOffline})
+			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code)})
 		}
 	}
 	for _, code := range sortedKeys(r.members) {
@@ -298,6 +331,7 @@ func (r *Room) tick(now time.Time) {
 	}
 	if changed {
 		r.onChange()
+		r.onState()
 	}
 }
 
@@ -335,11 +369,14 @@ func (r *Room) published(peerID string) {
 	if len(r.programs) > programCapacity {
 		r.programs = r.programs[1:]
 	}
+	r.syncCommand()
 	r.onChange()
 }
 
+// dropProgram forgets a program publisher. Called with mu held.
 func (r *Room) dropProgram(peerID string) {
 	r.programs = slices.DeleteFunc(r.programs, func(p string) bool { return p == peerID })
+	r.syncCommand()
 }
 
 func (r *Room) programPeer() string {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,14 +65,33 @@ func (c *Config) defaults() {
 	}
 }
 
+// Auditor records live-session audit events. journal.Journal is the production
+// one: it writes to the store, or queues durably on disk while PostgreSQL is away,
+// keeping order. Record must not block for more than a couple of seconds.
+type Auditor interface {
+	Record(ctx context.Context, e store.Event) error
+}
+
+// storeAuditor writes straight to the store (when no journal is configured).
+type storeAuditor struct{ st *store.Store }
+
+func (a storeAuditor) Record(ctx context.Context, e store.Event) error {
+	_, err := a.st.RecordEvent(ctx, e)
+	return err
+}
+
 // Deps are the service's collaborators.
 type Deps struct {
 	Store    *store.Store
+	Audit    Auditor // optional: default writes to Store directly
 	Hub      *eventbus.Hub
 	Log      *slog.Logger
 	Media    sfu.Config
 	Config   Config
 	Registry *prometheus.Registry // optional: presence gauges
+	// StatePath, if set, is the live state file (see LiveState): restored at
+	// start, rewritten atomically on every change.
+	StatePath string
 }
 
 // Service serves /ws and owns the media engine and the live session.
@@ -79,6 +99,7 @@ type Service struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *store.Store
+	auditor Auditor
 	hub     *eventbus.Hub
 	engine  *sfu.Engine
 	room    *Room
@@ -95,6 +116,14 @@ type Service struct {
 	lastReconcile atomic.Int64 // ns
 
 	turnSecret, turnHost string
+	turnUser, turnPass   string
+
+	// endSession ends a session in the log (the store's; fuzz tests replace it).
+	endSession func(ctx context.Context, actor, id string) error
+
+	statePath string
+	saveC     chan struct{}
+	frozen    atomic.Bool
 }
 
 type appliedSlot struct {
@@ -108,16 +137,25 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if d.Log == nil {
 		return nil, errors.New("signaling: a logger is required")
 	}
-	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, hub: d.Hub, kickC: make(chan struct{}, 1),
-		applied: map[string]map[string]appliedSlot{}}
+	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, auditor: d.Audit, hub: d.Hub, kickC: make(chan struct{}, 1),
+		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1)}
+	if s.auditor == nil {
+		s.auditor = storeAuditor{d.Store}
+	}
+	s.endSession = func(ctx context.Context, actor, id string) error {
+		_, err := d.Store.EndSession(ctx, actor, id)
+		return err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.room = newRoom(s.kick)
+	s.room.onState = s.stateChanged
 	s.origins = originPatterns(d.Config.PublicURL, d.Config.AllowedOrigins)
 	if d.Media.TURN.Enabled {
 		if d.Media.TURN.Secret == "" && d.Media.TURN.Username == "" {
 			d.Media.TURN.Secret = auth.NewToken() // per process: credentials go out in welcome
 		}
 		s.turnSecret = d.Media.TURN.Secret
+		s.turnUser, s.turnPass = d.Media.TURN.Username, d.Media.TURN.Password
 		s.turnHost = "127.0.0.1"
 		if len(d.Media.PublicIPs) > 0 {
 			s.turnHost = d.Media.PublicIPs[0]
@@ -132,11 +170,25 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	for _, e := range eps {
 		s.room.roster = append(s.room.roster, e.Code)
+		s.room.inRoster[e.Code] = true
 	}
+	curID := ""
 	if cur, err := d.Store.CurrentSession(ctx); err == nil {
+		curID = cur.ID
 		s.room.sessionID = cur.ID
 	} else if !errors.Is(err, store.ErrNoSession) {
 		return nil, fmt.Errorf("signaling: current session: %w", err)
+	}
+	if s.statePath != "" {
+		st, ok, err := readLiveState(s.statePath)
+		switch {
+		case err != nil: // a damaged file must not stop election day: log it and start empty
+			s.log.Error("signaling: live state not restored", "err", err)
+		case ok:
+			restored := s.room.restore(st, curID, time.Now())
+			s.log.Info("signaling: live state restored", "path", s.statePath, "saved_at", st.SavedAt,
+				"session", st.SessionID, "current_session", curID, "restored", restored)
+		}
 	}
 
 	s.engine, err = sfu.NewEngine(d.Media, d.Log.With("part", "sfu"), sfu.Hooks{
@@ -155,6 +207,10 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		}
 	}
 	s.wg.Add(3)
+	if s.statePath != "" {
+		s.wg.Add(1)
+		go s.stateLoop()
+	}
 	go s.reconcileLoop()
 	go s.statsLoop()
 	go s.busLoop()
@@ -163,10 +219,16 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 
 // iceServers returns TURN credentials for one peer (nil when TURN is off).
 func (s *Service) iceServers(peerID string) []webrtc.ICEServer {
-	if s.engine.TURNPort() == 0 || s.turnSecret == "" {
+	if s.engine.TURNPort() == 0 {
 		return nil
 	}
 	host := s.turnHost
+	if s.turnSecret == "" {
+		if s.turnUser == "" {
+			return nil
+		}
+		return s.engine.ICEServers(host, s.turnUser, s.turnPass) // a static credential
+	}
 	user, pass := sfu.TURNCredentials(s.turnSecret, peerID, 12*time.Hour)
 	return s.engine.ICEServers(host, user, pass)
 }
@@ -349,7 +411,9 @@ func (s *Service) onPeerState(peerID string, t sfu.Target, st webrtc.PeerConnect
 
 // ---- audit ----
 
-// audit writes a live-session action to the audit log.
+// audit writes a live-session action to the audit log through the journal: it
+// returns once the event is committed or queued durably on local disk, so a
+// PostgreSQL outage never blocks or loses a live action.
 func (s *Service) audit(ctx context.Context, actor, action, code string, after any) error {
 	var sid *string
 	if id := s.room.currentSession(); id != "" {
@@ -365,6 +429,7 @@ func (s *Service) audit(ctx context.Context, actor, action, code string, after a
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	start := time.Now()
 	entity, id := "endpoint", code
 	if code == "" {
 		entity, id = "live_session", "all"
@@ -372,10 +437,13 @@ func (s *Service) audit(ctx context.Context, actor, action, code string, after a
 			id = *sid
 		}
 	}
-	if _, err := s.store.RecordEvent(ctx, store.Event{Actor: actor, Action: action, Entity: entity, EntityID: id,
-		SessionID: sid, After: doc}); err != nil {
+	if err := s.auditor.Record(ctx, store.Event{Key: uuid.NewString(), At: time.Now(), Actor: actor, Action: action,
+		Entity: entity, EntityID: id, SessionID: sid, After: doc}); err != nil {
 		s.log.Error("signaling: audit", "action", action, "err", err)
 		return perr(ErrInternal, "the action could not be written to the audit log; it was not applied")
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		s.log.Warn("signaling: slow audit write", "action", action, "took", d)
 	}
 	return nil
 }
@@ -441,7 +509,36 @@ func (s *Service) onEvent(ev store.Event) {
 		if len(ev.After) == 0 || json.Unmarshal(ev.After, &doc) != nil || len(doc.TargetCodes) == 0 {
 			return
 		}
-		s.room.sendToCodes(doc.TargetCodes, TypeDirective, DirectiveMsg{EventID: ev.ID, Directive: ev.After})
+		sent := s.room.sendToCodes(doc.TargetCodes, TypeDirective, DirectiveMsg{EventID: ev.ID, Directive: ev.After})
+		if len(sent) > 0 {
+			s.wg.Add(1)
+			go s.markDelivered(ev.EntityID, sent)
+		}
+	}
+}
+
+// markDelivered records the receipts of a directive pushed to live endpoints,
+// retrying for a while if PostgreSQL is away (off the bus loop: never blocks it).
+func (s *Service) markDelivered(directiveID string, codes []string) {
+	defer s.wg.Done()
+	for _, code := range codes {
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			_, err := s.store.MarkDelivered(ctx, directiveID, code)
+			cancel()
+			if err == nil || s.ctx.Err() != nil {
+				break
+			}
+			if !store.IsUnavailable(err) || attempt >= 30 {
+				s.log.Error("signaling: mark directive delivered", "directive", directiveID, "code", code, "err", err)
+				break
+			}
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/opscenter/opscenter/eventbus"
 	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/internal/pgembed"
+	"github.com/opscenter/opscenter/journal"
 	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
@@ -28,19 +30,23 @@ import (
 
 // App is a running opscenter.
 type App struct {
-	Config config.Config
-	Store  *store.Store
-	Hub    *eventbus.Hub
-	Web    *web.Server
-	Live   *signaling.Service
-	Log    *slog.Logger
-	DSN    string
+	Config  config.Config
+	Store   *store.Store
+	Hub     *eventbus.Hub
+	Web     *web.Server
+	Live    *signaling.Service
+	Journal *journal.Journal
+	Log     *slog.Logger
+	DSN     string
 
 	httpLn  net.Listener
 	httpSrv *http.Server
 	pg      *pgembed.Server
 	cancel  context.CancelFunc
 	done    chan struct{}
+
+	journalDone chan struct{}
+	stopOnce    sync.Once
 }
 
 // Options are start-time choices that are not configuration.
@@ -68,16 +74,25 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	if err := LoadRoster(ctx, a.Store, cfg.Roster, log); err != nil {
 		return nil, err
 	}
+	if a.Journal, err = journal.Open(cfg.Database.JournalPath, a.Store, log); err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.Hub = eventbus.New(a.Store, a.DSN, log)
+	a.journalDone = make(chan struct{})
+	go func() { a.Journal.Run(runCtx); close(a.journalDone) }()
 	go func() { a.Hub.Run(runCtx); close(a.done) }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Hub: a.Hub, Log: log, Registry: reg,
-		Media:  MediaConfig(cfg.Media),
-		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins}}); err != nil {
+	j := a.Journal
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opscenter_audit_journal_pending",
+		Help: "Live-session audit events queued on disk, waiting for PostgreSQL."}, func() float64 { return float64(j.Pending()) }))
+	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Audit: a.Journal, Hub: a.Hub, Log: log, Registry: reg,
+		StatePath: cfg.Live.StatePath,
+		Media:     MediaConfig(cfg.Media),
+		Config:    signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins}}); err != nil {
 		return nil, err
 	}
 	log.Info("media listening", "udp", a.Live.Engine().UDPPort(), "tcp", a.Live.Engine().TCPPort(),
@@ -144,7 +159,23 @@ func (a *App) URL() string {
 
 // Stop shuts down in reverse order and stops the embedded database last.
 func (a *App) Stop(ctx context.Context) {
-	if a.httpSrv != nil {
+	a.stopOnce.Do(func() { a.stop(ctx, false) })
+}
+
+// Kill stops the app the way a crash would look to its clients and its state
+// files: connections are cut without close frames, and the live state file and
+// the journal are left as they are (tests of kill -9 recovery).
+func (a *App) Kill() {
+	a.stopOnce.Do(func() { a.stop(context.Background(), true) })
+}
+
+func (a *App) stop(ctx context.Context, crash bool) {
+	if a.Live != nil {
+		a.Live.FreezeState() // what follows is tear-down, not a change of the session
+	}
+	if crash && a.httpSrv != nil {
+		_ = a.httpSrv.Close()
+	} else if a.httpSrv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := a.httpSrv.Shutdown(sctx); err != nil {
 			_ = a.httpSrv.Close()
@@ -159,6 +190,14 @@ func (a *App) Stop(ctx context.Context) {
 	if a.cancel != nil {
 		a.cancel()
 		<-a.done
+		if a.journalDone != nil {
+			<-a.journalDone
+		}
+	}
+	if a.Journal != nil {
+		if err := a.Journal.Close(); err != nil {
+			a.Log.Error("close audit journal", "err", err)
+		}
 	}
 	if a.Store != nil {
 		a.Store.Close()
@@ -176,7 +215,12 @@ func MediaConfig(m config.Media) sfu.Config {
 	c.UDPPort, c.TCPPort = m.UDPPort, m.TCPPort
 	c.PublicIPs = m.PublicIPs
 	c.IncludeLoopback = m.IncludeLoopback
+	if len(m.NetworkTypes) > 0 {
+		c.NetworkTypes = m.NetworkTypes
+	}
+	c.Interfaces = m.Interfaces
 	c.TURN.Enabled, c.TURN.Port = m.TURN.Enabled, m.TURN.Port
+	c.TURN.Secret, c.TURN.Username, c.TURN.Password = m.TURN.Secret, m.TURN.Username, m.TURN.Password
 	if m.TURN.Realm != "" {
 		c.TURN.Realm = m.TURN.Realm
 	}

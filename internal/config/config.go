@@ -22,7 +22,16 @@ type Config struct {
 	Database Database `yaml:"database"`
 	Roster   Roster   `yaml:"roster"`
 	Media    Media    `yaml:"media"`
+	Live     Live     `yaml:"live"`
 	Log      Log      `yaml:"log"`
+}
+
+// Live configures the live session's local durability.
+type Live struct {
+	// StatePath is where the room's durable state (session, floor, mutes, hand
+	// queue, private line, roll call) is kept, so a restart after kill -9 resumes.
+	// Empty disables it.
+	StatePath string `yaml:"state_path"`
 }
 
 // HTTP configures the web server.
@@ -42,6 +51,9 @@ type Database struct {
 	DataDir         string `yaml:"data_dir"`
 	FallbackDataDir string `yaml:"fallback_data_dir"`
 	MaxConns        int32  `yaml:"max_conns"`
+	// JournalPath is the on-disk queue of live-session audit events written while
+	// PostgreSQL is unreachable; they are replayed in order when it returns.
+	JournalPath string `yaml:"journal_path"`
 }
 
 // Roster says which dated roster to load at start.
@@ -57,7 +69,11 @@ type Media struct {
 	TCPPort         int      `yaml:"tcp_port"`
 	PublicIPs       []string `yaml:"public_ips"`
 	IncludeLoopback bool     `yaml:"include_loopback"`
-	TURN            TURN     `yaml:"turn"`
+	// NetworkTypes the server gathers ICE candidates on: udp4, udp6, tcp4, tcp6.
+	NetworkTypes []string `yaml:"network_types"`
+	// Interfaces, if not empty, restricts ICE candidates to these interface names.
+	Interfaces []string `yaml:"interfaces"`
+	TURN       TURN     `yaml:"turn"`
 }
 
 // TURN configures the optional embedded TURN server.
@@ -65,6 +81,12 @@ type TURN struct {
 	Enabled bool   `yaml:"enabled"`
 	Port    int    `yaml:"port"`
 	Realm   string `yaml:"realm"`
+	// Secret signs short-lived TURN credentials handed out in welcome (REST
+	// style). Empty with no username: a random secret per process.
+	Secret string `yaml:"secret"`
+	// Username and Password are a static long-term credential instead of Secret.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // Log configures log/slog output.
@@ -138,6 +160,19 @@ func (c Config) Validate() error {
 		if p < 0 || p > 65535 {
 			return fmt.Errorf("port %d out of range", p)
 		}
+	}
+	for _, nt := range c.Media.NetworkTypes {
+		switch nt {
+		case "udp4", "udp6", "tcp4", "tcp6":
+		default:
+			return fmt.Errorf("media.network_types: %q is not one of udp4, udp6, tcp4, tcp6", nt)
+		}
+	}
+	if (c.Media.TURN.Username == "") != (c.Media.TURN.Password == "") {
+		return errors.New("media.turn.username and media.turn.password go together")
+	}
+	if c.Database.JournalPath == "" {
+		return errors.New("database.journal_path is empty (the audit journal is required)")
 	}
 	switch c.Log.Format {
 	case "text", "json":

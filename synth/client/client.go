@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/transport/v2"
+	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/signaling"
 )
@@ -52,6 +55,41 @@ type Options struct {
 	Interfaces   []string // default ["lo"]; empty slice with AllInterfaces = every interface
 	AllInterface bool
 	ICETimeout   time.Duration // wait for the media path, default 10 s
+	// NetworkTypes the client gathers candidates on (default udp4). With
+	// webrtc.NetworkTypeTCP4 alone the client uses ICE-TCP only (active TCP
+	// towards the server's passive candidate).
+	NetworkTypes []webrtc.NetworkType
+	// UDPPortMin and UDPPortMax, when both set, bind the client's host UDP
+	// candidates to that range (SettingEngine.SetEphemeralUDPPortRange), so a
+	// test can cut the client's media path with a firewall rule on those ports.
+	UDPPortMin, UDPPortMax uint16
+	// IPFilter, if set, keeps only local addresses it accepts.
+	IPFilter func(net.IP) bool
+	// Net, if set, runs the client's PeerConnections on this network (a
+	// pion vnet.Net, for in-process fault injection). The WebSocket always
+	// uses the real network.
+	Net transport.Net
+	// ICE timers (Pion defaults when zero: 5 s disconnected, 25 s failed, 2 s keepalive).
+	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+
+	// MapRemoteCandidate, if set, is applied to every server candidate the
+	// client learns: trickled ones and a=candidate lines inside the server's
+	// SDPs (publish_answer, subscriber_offer). Return false to drop the
+	// candidate. Tests use it to route media through a relay they control.
+	MapRemoteCandidate func(webrtc.ICECandidateInit) (webrtc.ICECandidateInit, bool)
+
+	// AutoReconnect makes the client restore itself: when the WebSocket ends
+	// (other than replaced or removed) it dials again with the same credential
+	// (new WebSocket, new PeerConnections), with capped exponential back-off and
+	// jitter; when a media leg stays down for MediaLossGrace while the
+	// WebSocket lives, it restarts ICE (and after 3 failed restarts, reconnects).
+	// See Reconnects, ICERestarts, State and WaitState.
+	AutoReconnect bool
+	ReconnectMin  time.Duration // first back-off, default 250 ms
+	ReconnectMax  time.Duration // back-off cap, default 5 s
+	// MediaLossGrace is how long a media leg may be down before an ICE restart
+	// (default 3 s).
+	MediaLossGrace time.Duration
 
 	Log *slog.Logger
 }
@@ -75,6 +113,21 @@ func (o *Options) defaults() {
 	if o.ICETimeout <= 0 {
 		o.ICETimeout = 10 * time.Second
 	}
+	if len(o.NetworkTypes) == 0 {
+		o.NetworkTypes = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	}
+	if o.ReconnectMin <= 0 {
+		o.ReconnectMin = 250 * time.Millisecond
+	}
+	if o.ReconnectMax <= 0 {
+		o.ReconnectMax = 5 * time.Second
+	}
+	if o.ReconnectMax < o.ReconnectMin {
+		o.ReconnectMax = o.ReconnectMin
+	}
+	if o.MediaLossGrace <= 0 {
+		o.MediaLossGrace = 3 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -95,7 +148,20 @@ type Client struct {
 
 	rec    *Recorder
 	micOff atomic.Bool
+
+	connMu      sync.Mutex // serialises connect and drop
+	sigPaused   atomic.Bool
+	closed      atomic.Bool
+	stopped     atomic.Bool // AutoReconnect gave up (replaced or removed)
+	reconnects  atomic.Int64
+	iceRestarts atomic.Int64
+	stopC       chan struct{}
+	supDone     chan struct{}
 }
+
+// PauseSignaling stops (true) or resumes (false) reading the WebSocket: a client
+// whose signaling reader is stuck. The server must drop it rather than block.
+func (c *Client) PauseSignaling(paused bool) { c.sigPaused.Store(paused) }
 
 // SetMic turns the synthetic microphone on or off and tells the server (mute_state).
 func (c *Client) SetMic(on bool) error {
@@ -113,10 +179,31 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if c.api, err = newMediaAPI(o); err != nil {
 		return nil, err
 	}
-	if err := c.connect(ctx); err != nil {
+	c.connMu.Lock()
+	err = c.connect(ctx)
+	c.connMu.Unlock()
+	if err != nil {
+		c.Drop()
 		return nil, err
 	}
+	if o.AutoReconnect {
+		c.startSupervisor()
+	}
 	return c, nil
+}
+
+// reconnect drops the current connection and connects again (AutoReconnect and
+// Reconnect); it counts successes.
+func (c *Client) reconnect(ctx context.Context) error {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	c.drop()
+	if err := c.connect(ctx); err != nil {
+		c.drop()
+		return err
+	}
+	c.reconnects.Add(1)
+	return nil
 }
 
 // connect opens a WebSocket, joins and publishes.
@@ -137,7 +224,6 @@ func (c *Client) connect(ctx context.Context) error {
 	s := newSession(c, ws)
 	c.mu.Lock()
 	c.ws, c.sess = ws, s
-	c.welcome = signaling.WelcomeMsg{}
 	c.mu.Unlock()
 	go s.readLoop()
 
@@ -160,6 +246,11 @@ func (c *Client) connect(ctx context.Context) error {
 	c.mu.Lock()
 	c.welcome = w
 	c.mu.Unlock()
+	if c.micOff.Load() { // a reconnect keeps the microphone state
+		if _, err := c.Send(signaling.TypeMuteState, signaling.MuteStateMsg{Audio: false, Video: !c.opts.NoVideo}); err != nil {
+			return err
+		}
+	}
 	if c.opts.Publish {
 		if err := s.publish(w.Code); err != nil {
 			return fmt.Errorf("publish: %w", err)
@@ -345,15 +436,23 @@ func (c *Client) Received(source string, since time.Time) map[string]SourceStats
 // WaitConnected waits until both PeerConnections (or the subscriber one, when not
 // publishing) are connected.
 func (c *Client) WaitConnected(timeout time.Duration) error {
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
-	return WaitFor(func() bool { return s.connected(c.opts.Publish) }, timeout)
+	return WaitFor(func() bool {
+		c.mu.Lock()
+		s := c.sess
+		c.mu.Unlock()
+		return s != nil && s.connected(c.opts.Publish)
+	}, timeout)
 }
 
 // Drop ends the WebSocket and both PeerConnections abruptly (no close frame, no
 // leave): what a network failure looks like to the server.
 func (c *Client) Drop() {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	c.drop()
+}
+
+func (c *Client) drop() {
 	c.mu.Lock()
 	s, ws := c.sess, c.ws
 	c.ws, c.sess = nil, nil
@@ -370,8 +469,7 @@ func (c *Client) Drop() {
 // same credential: a new WebSocket and fresh ICE (new PeerConnections). The
 // recordings are kept.
 func (c *Client) Reconnect(ctx context.Context) error {
-	c.Drop()
-	return c.connect(ctx)
+	return c.reconnect(ctx)
 }
 
 // RestartICE restarts ICE on both legs over the live WebSocket (a network change
@@ -386,8 +484,20 @@ func (c *Client) RestartICE() error {
 	return s.restartICE()
 }
 
-// Close leaves cleanly and releases everything.
+// Close leaves cleanly and releases everything (and stops AutoReconnect).
 func (c *Client) Close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	if c.stopC != nil {
+		close(c.stopC)
+		select {
+		case <-c.supDone:
+		case <-time.After(20 * time.Second):
+		}
+	}
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
 	c.mu.Lock()
 	s, ws := c.sess, c.ws
 	c.ws, c.sess = nil, nil

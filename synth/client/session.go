@@ -48,10 +48,34 @@ func newMediaAPI(o Options) (*mediaAPI, error) {
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes(slices.Clone(o.NetworkTypes))
 	if len(o.Interfaces) > 0 {
 		ifs := slices.Clone(o.Interfaces)
 		se.SetInterfaceFilter(func(n string) bool { return slices.Contains(ifs, n) })
+	}
+	if o.IPFilter != nil {
+		se.SetIPFilter(o.IPFilter)
+	}
+	if o.UDPPortMin != 0 || o.UDPPortMax != 0 {
+		if err := se.SetEphemeralUDPPortRange(o.UDPPortMin, o.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("udp port range: %w", err)
+		}
+	}
+	if o.Net != nil {
+		se.SetNet(o.Net)
+	}
+	if o.ICEDisconnectedTimeout > 0 || o.ICEFailedTimeout > 0 || o.ICEKeepalive > 0 {
+		d, f, k := o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive
+		if d <= 0 {
+			d = 5 * time.Second
+		}
+		if f <= 0 {
+			f = 25 * time.Second
+		}
+		if k <= 0 {
+			k = 2 * time.Second
+		}
+		se.SetICETimeouts(d, f, k)
 	}
 	return &mediaAPI{webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}, nil
 }
@@ -75,6 +99,9 @@ type session struct {
 
 	mu      sync.Mutex
 	pcs     [2]*webrtc.PeerConnection
+	states  [2]webrtc.PeerConnectionState
+	everUp  [2]bool
+	started time.Time
 	remote  [2]bool
 	pending [2][]webrtc.ICECandidateInit
 
@@ -88,7 +115,7 @@ func newSession(c *Client, ws *websocket.Conn) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{c: c, ws: ws, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		offers: make(chan string, 16), answers: make(chan string, 4),
-		videos: map[string]*media.Video{}, ssrcRID: map[uint32]string{}, paused: map[string]bool{}}
+		videos: map[string]*media.Video{}, ssrcRID: map[uint32]string{}, paused: map[string]bool{}, started: time.Now()}
 	s.wg.Add(1)
 	go s.negLoop()
 	return s
@@ -100,6 +127,14 @@ func (s *session) micOff() bool { return s.c.micOff.Load() }
 func (s *session) readLoop() {
 	defer close(s.done)
 	for {
+		for s.c.sigPaused.Load() { // PauseSignaling: a client that stops reading
+			select {
+			case <-s.ctx.Done():
+				s.closeStatus = -1
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 		_, b, err := s.ws.Read(s.ctx)
 		if err != nil {
 			s.closeStatus = websocket.CloseStatus(err)
@@ -116,7 +151,7 @@ func (s *session) readLoop() {
 			var m signaling.SDPMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				select {
-				case s.offers <- m.SDP:
+				case s.offers <- s.c.mapSDP(m.SDP):
 				case <-s.ctx.Done():
 					return
 				}
@@ -125,7 +160,7 @@ func (s *session) readLoop() {
 			var m signaling.SDPMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				select {
-				case s.answers <- m.SDP:
+				case s.answers <- s.c.mapSDP(m.SDP):
 				default:
 				}
 			}
@@ -154,6 +189,10 @@ func (s *session) send(typ string, payload any) {
 }
 
 func (s *session) addCandidate(leg int, ci webrtc.ICECandidateInit) {
+	ci, keep := s.c.mapCandidate(ci)
+	if !keep {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pc := s.pcs[leg]
@@ -183,6 +222,16 @@ func (s *session) newPC(leg int) (*webrtc.PeerConnection, error) {
 	if leg == legSub {
 		target = "subscriber"
 	}
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		s.mu.Lock()
+		if s.pcs[leg] == pc {
+			s.states[leg] = st
+			if st == webrtc.PeerConnectionStateConnected {
+				s.everUp[leg] = true
+			}
+		}
+		s.mu.Unlock()
+	})
 	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
 		if ci != nil {
 			j := ci.ToJSON()
@@ -193,6 +242,38 @@ func (s *session) newPC(leg int) (*webrtc.PeerConnection, error) {
 	s.pcs[leg] = pc
 	s.mu.Unlock()
 	return pc, nil
+}
+
+// mediaDown reports whether a needed media leg is down: failed, disconnected or
+// closed, or never connected within the ICE timeout.
+func (s *session) mediaDown(publishing bool, iceTimeout time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	legs := []int{legSub}
+	if publishing {
+		legs = append(legs, legPub)
+	}
+	for _, leg := range legs {
+		switch s.states[leg] {
+		case webrtc.PeerConnectionStateConnected:
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateClosed:
+			return true
+		default:
+			if time.Since(s.started) > iceTimeout {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *session) isDone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *session) connected(publishing bool) bool {

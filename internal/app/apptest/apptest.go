@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/opscenter/opscenter/auth"
@@ -52,6 +53,11 @@ func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 	cfg.HTTP.PublicURL = "http://" + cfg.HTTP.Addr
 	ln.Close()
 	cfg.Media.UDPPort, cfg.Media.TCPPort, cfg.Media.TURN.Port = 0, 0, 0
+	// Local state files per app (tests run in parallel); a restart test passes
+	// the old app's paths through mutate.
+	dir := t.TempDir()
+	cfg.Database.JournalPath = filepath.Join(dir, "audit.journal")
+	cfg.Live.StatePath = filepath.Join(dir, "live-state.json")
 	if mutate != nil {
 		mutate(&cfg)
 	}
