@@ -39,23 +39,33 @@ type member struct {
 	stats       StatEntry
 }
 
-// presence computes the state from the member's facts at time now.
+// presence computes the state from the member's facts at time now. Losing the
+// path (the media legs, or the WebSocket without a clean close) makes an endpoint
+// degraded, then offline PathLostGrace after the first loss, whichever part of the
+// path the server noticed first: a dead network is often seen on the media legs
+// well before a ping on the WebSocket times out.
 func (m *member) presence(now time.Time) string {
-	if m.conn == nil {
-		if !m.wsLostAt.IsZero() && now.Sub(m.wsLostAt) < PathLostGrace {
-			return StateDegraded
-		}
-		return StateOffline
+	lost := m.mediaLostAt
+	if lost.IsZero() || (!m.wsLostAt.IsZero() && m.wsLostAt.Before(lost)) {
+		lost = m.wsLostAt
+	}
+	if m.conn == nil && lost.IsZero() {
+		return StateOffline // closed cleanly, or never joined
+	}
+	if m.state == StateOffline && !lost.IsZero() && !m.mediaUp {
+		return StateOffline // stays offline until media or a new join returns: no flapping
 	}
 	switch {
 	case m.mediaUp && m.unhealthy:
 		return StateDegraded
 	case m.mediaUp:
 		return StateConnected
-	case !m.mediaLostAt.IsZero() && now.Sub(m.mediaLostAt) < PathLostGrace:
+	case !lost.IsZero() && now.Sub(lost) < PathLostGrace:
 		return StateDegraded
+	case !lost.IsZero(), m.conn == nil:
+		return StateOffline
 	default:
-		return StateJoined
+		return StateJoined // signaling up, no media yet
 	}
 }
 
@@ -136,7 +146,9 @@ func (r *Room) leave(c *conn, clean bool) {
 	r.dropProgram(c.peerID)
 	if m := r.members[c.code]; c.staffID == 0 && m != nil && m.conn == c {
 		m.conn, m.mediaUp = nil, false
-		if !clean {
+		if clean {
+			m.mediaLostAt = time.Time{} // a clean close is offline at once
+		} else {
 			m.wsLostAt = time.Now()
 		}
 		r.publishPresence(m, time.Now())

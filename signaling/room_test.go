@@ -140,14 +140,41 @@ func TestPresenceTransitions(t *testing.T) {
 	if p := r.Presence("a"); p != StateDegraded {
 		t.Fatalf("path just lost: %s", p)
 	}
+	// The media path stays lost while the WebSocket still looks alive: offline after
+	// the grace, as the conventions say, not "joined".
 	r.tick(time.Now().Add(PathLostGrace + time.Second))
-	want := []string{StateJoined, StateConnected, StateDegraded, StateConnected, StateDegraded, StateJoined}
+	want := []string{StateJoined, StateConnected, StateDegraded, StateConnected, StateDegraded, StateOffline}
 	if got := seen(); !slices.Equal(got, want) {
 		t.Fatalf("presence sequence %v, want %v", got, want)
 	}
-	r.leave(c, true)
+	// The dead WebSocket is noticed later: no flap back to degraded.
+	r.leave(c, false)
+	if got := seen(); len(got) != 0 || r.Presence("a") != StateOffline {
+		t.Fatalf("after the WebSocket timed out: %v, %s", got, r.Presence("a"))
+	}
+	// Back on a new connection and media: connected again.
+	c2 := fakeConn("a", "a#2", RoleEndpoint, 0)
+	r.join(c2)
+	r.mediaState(c2, 0, true)
+	if got := seen(); !slices.Equal(got, []string{StateJoined, StateConnected}) {
+		t.Fatalf("on return: %v", got)
+	}
+	r.leave(c2, true)
 	if got := seen(); !slices.Equal(got, []string{StateOffline}) || r.Presence("a") != StateOffline {
 		t.Fatalf("after a clean close: %v", got)
+	}
+	// A WebSocket that drops without a clean close: degraded, offline after the grace.
+	c3 := fakeConn("a", "a#3", RoleEndpoint, 0)
+	r.join(c3)
+	r.mediaState(c3, 0, true)
+	seen()
+	r.leave(c3, false)
+	if p := r.Presence("a"); p != StateDegraded {
+		t.Fatalf("just dropped: %s", p)
+	}
+	r.tick(time.Now().Add(PathLostGrace + time.Second))
+	if p := r.Presence("a"); p != StateOffline {
+		t.Fatalf("dropped %v ago: %s", PathLostGrace+time.Second, p)
 	}
 }
 

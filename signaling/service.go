@@ -34,7 +34,7 @@ type Config struct {
 	RateBurst       int           // bucket size, default 100
 	SendQueue       int           // queued messages per connection before it counts as slow, default 512
 	WriteTimeout    time.Duration // per message, default 5 s
-	PingInterval    time.Duration // default 15 s
+	PingInterval    time.Duration // default 5 s: a dead WebSocket is noticed within two intervals
 	StatsInterval   time.Duration // default 2 s
 	// PublicURL and AllowedOrigins give the Origin patterns browsers may use.
 	PublicURL      string
@@ -58,7 +58,7 @@ func (c *Config) defaults() {
 		c.WriteTimeout = 5 * time.Second
 	}
 	if c.PingInterval <= 0 {
-		c.PingInterval = 15 * time.Second
+		c.PingInterval = 5 * time.Second
 	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = 2 * time.Second
