@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"log/slog"
 	"slices"
 
 	"github.com/pion/webrtc/v3"
@@ -89,11 +90,13 @@ type Room struct {
 	onChange    func() // routing may have changed
 	onState     func() // durable state may have changed (never blocks)
 	cmdSent     string // the command room presence last sent to consoles
+	log         *slog.Logger
 }
 
 func newRoom(onChange func()) *Room {
 	return &Room{members: map[string]*member{}, conns: map[string]*conn{}, staff: map[int64]int{},
-		tiles: map[string][]Tile{}, inRoster: map[string]bool{}, onChange: onChange, onState: func() {}}
+		tiles: map[string][]Tile{}, inRoster: map[string]bool{}, onChange: onChange, onState: func() {},
+		log: slog.New(slog.DiscardHandler)}
 }
 
 // known reports whether code is in the roster loaded at start (read-only after New).
@@ -190,6 +193,7 @@ func (r *Room) publishPresence(m *member, now time.Time) {
 	if st == m.state {
 		return
 	}
+	r.log.Info("presence", "code", m.code, "from", m.state, "to", st)
 	m.state = st
 	m.stats.State = st
 	if st == StateOffline {

@@ -148,6 +148,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.room = newRoom(s.kick)
+	s.room.log = s.log
 	s.room.onState = s.stateChanged
 	s.origins = originPatterns(d.Config.PublicURL, d.Config.AllowedOrigins)
 	if d.Media.TURN.Enabled {
