@@ -156,9 +156,15 @@ type server struct {
 // startServer runs the built binary on a fresh test database.
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerDSN(t, storetest.DSN(t))
+}
+
+// startServerDSN runs the built binary on the database at dsn.
+func startServerDSN(t *testing.T, dsn string) *server {
+	t.Helper()
 	bin := buildBinary(t)
-	dsn := storetest.DSN(t)
 	port := freePort(t)
+	state := t.TempDir()
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	logPath := filepath.Join(outputDir(t), t.Name()+"-server.log")
 	logf, err := os.Create(logPath)
@@ -173,6 +179,8 @@ func startServer(t *testing.T) *server {
 		"OPSCENTER_MEDIA_UDP_PORT=0",
 		"OPSCENTER_MEDIA_TCP_PORT=0",
 		"OPSCENTER_LOG_LEVEL=info",
+		"OPSCENTER_DATABASE_JOURNAL_PATH="+filepath.Join(state, "audit.journal"),
+		"OPSCENTER_LIVE_STATE_PATH="+filepath.Join(state, "live-state.json"),
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
