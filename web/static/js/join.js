@@ -326,7 +326,9 @@ function renderOutbox() {
     h('span', { text: `${fmtTime(it.createdAt)} · ${it.body.title} · ` }),
     it.state === 'failed'
       ? h('span', { class: 'error' }, [t('join.failed', { msg: it.error || '' }), ' ', h('button', { type: 'button', text: t('join.discard'), 'on:click': () => outbox.discard(it.id) })])
-      : h('span', { class: 'muted', text: (it.tries ? t('common.error', { msg: it.error || '…' }) : '…') }),
+      // A pending item failed only for now (network, 503): say it will be resent, in the
+      // user's language, rather than show the server's technical message.
+      : h('span', { class: 'muted', title: it.error || '', text: it.tries ? t('join.retrying') : '…' }),
   ])));
   renderInbox();
 }
