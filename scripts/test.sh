@@ -34,6 +34,7 @@ done <<'TARGETS'
 ./web FuzzDecode
 ./sfu FuzzParseVP8
 ./signaling FuzzEnvelope
+./signaling FuzzPublishOfferSDP
 TARGETS
 
 grep -E '^(ok|FAIL|---|panic:|\s+--- FAIL)' "$log" | grep -vE '^\s*--- (PASS|SKIP)' | grep -v '^--- PASS' || true

@@ -195,6 +195,7 @@ func (r *Room) setPrivateLine(code string) string {
 	if e := r.sessionLocked(); e != "" && code != "" {
 		return e
 	}
+	prev := r.privateLine
 	r.privateLine = code
 	var p *string
 	if code != "" {
@@ -202,6 +203,9 @@ func (r *Room) setPrivateLine(code string) string {
 	}
 	r.toConsoles(TypePrivateLine, PrivateLineMsg{Code: p})
 	r.toCode(code, TypePrivateLine, PrivateLineMsg{Code: p})
+	if prev != "" && prev != code { // the endpoint leaving the line is told too
+		r.toCode(prev, TypePrivateLine, PrivateLineMsg{Code: p})
+	}
 	r.onChange()
 	return ""
 }

@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -150,6 +151,7 @@ func FuzzEnvelope(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	capMinimize()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := fuzzService(t)
 		var probe Envelope
@@ -191,12 +193,20 @@ func FuzzPublishOfferSDP(f *testing.F) {
 		"m=audio 0 RTP/AVP 0\n", "a=candidate:garbage\r\n", "\x00\x01\x02"} {
 		f.Add(seed)
 	}
-	var pub *conn // one publishing endpoint per process: offers renegotiate it
+	capMinimize()
 	f.Fuzz(func(t *testing.T, sdp string) {
-		s := fuzzService(t)
-		if pub == nil {
-			pub = joinedConn(t, s, false)
+		// A real offer arrives in one WebSocket message (MaxMessageBytes, 64 KiB
+		// by default, JSON-escaped): larger inputs only slow the parser down.
+		if len(sdp) > 32<<10 {
+			return
 		}
+		s := fuzzService(t)
+		// A fresh publishing endpoint per input, closed after it. One shared
+		// peer made every input depend on the ones before (a valid offer
+		// started ICE, later offers renegotiated or ICE-restarted it, and
+		// its transceivers piled up): execs slowed to a halt under -fuzz.
+		pub := joinedConn(t, s, false)
+		defer closeConn(pub)
 		var envs []Envelope
 		watchdog(t, 10*time.Second, func() {
 			msg, _ := json.Marshal(Envelope{Type: TypePublishOffer, ID: "o", Payload: mustMarshal(SDPMsg{SDP: sdp})})
@@ -219,6 +229,25 @@ func FuzzPublishOfferSDP(f *testing.F) {
 			t.Fatalf("SDP %q got neither an answer nor an error", sdp)
 		}
 	})
+}
+
+// capMinimize bounds input minimisation unless -fuzzminimizetime was given.
+// Why FuzzPublishOfferSDP used to stall at a dozen execs under -fuzz: each exec
+// runs real Pion (PeerConnections, ICE agents, interceptors), whose background
+// goroutines add coverage at random, so the worker keeps finding "new" inputs
+// and minimises each one (5 KB SDPs: thousands of slow execs, up to the 60 s
+// default per input) without reporting progress. It takes effect in the
+// coordinating process, which hands the limit to its workers.
+func capMinimize() {
+	fl := flag.Lookup("test.fuzzminimizetime")
+	if fl == nil {
+		return
+	}
+	set := false
+	flag.Visit(func(v *flag.Flag) { set = set || v.Name == fl.Name })
+	if !set {
+		_ = fl.Value.Set("200x")
+	}
 }
 
 // watchdog runs f and fails with every goroutine's stack if it takes longer
