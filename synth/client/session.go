@@ -552,10 +552,15 @@ func (s *session) startVideo(code string, pc *webrtc.PeerConnection, sender *web
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			// Like a browser, a paused encoding uses no sequence numbers: what is not
+			// sent leaves no gap, so a resume is not mistaken for uplink loss.
+			var skipped uint16
 			_ = v.Run(s.ctx, func(p *rtp.Packet) error {
 				if s.isPaused(lrid) {
+					skipped++
 					return nil
 				}
+				p.SequenceNumber -= skipped
 				if midID != 0 {
 					_ = p.Header.SetExtension(midID, midB)
 				}
