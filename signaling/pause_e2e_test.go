@@ -2,6 +2,7 @@ package signaling_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -138,5 +139,25 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 		dResume, st.BitrateIn/1000, dUp, dKey, layersString(st.Video))
 	if dUp > 15*time.Second || dKey > 15*time.Second {
 		t.Errorf("recovery took %v (bitrate) / %v (keyframe)", dUp, dKey)
+	}
+	// Paused media is never a fault (DESIGN.md): through the pause and the resume,
+	// and for the loss window after it, the endpoint was never shown degraded.
+	time.Sleep(5 * time.Second)
+	connected := false // the join itself goes offline → joined → connected
+	for _, m := range cmd.Messages(signaling.TypePresence) {
+		var p signaling.PresenceMsg
+		if json.Unmarshal(m.Payload, &p) != nil || p.Code != x {
+			continue
+		}
+		if !connected {
+			connected = p.State == signaling.StateConnected
+			continue
+		}
+		if p.State != signaling.StateConnected {
+			t.Errorf("%s shown %s at %v (pausing or resuming a layer is not a fault)", x, p.State, m.At.Format(time.TimeOnly))
+		}
+	}
+	if p := l.a.Live.Presence(x); p != signaling.StateConnected {
+		t.Errorf("%s is %s after the resume, want connected", x, p)
 	}
 }
