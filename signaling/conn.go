@@ -31,7 +31,8 @@ type conn struct {
 	svc     *Service
 	ws      *websocket.Conn
 	p       auth.Principal
-	staffID int64 // the staff account's id, 0 for endpoints
+	staffID int64     // the staff account's id, 0 for endpoints
+	authAt  time.Time // when its credential was checked (the upgrade)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	out     chan outMsg
@@ -56,7 +57,7 @@ type conn struct {
 
 func newConn(s *Service, ws *websocket.Conn, p auth.Principal) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	c := &conn{svc: s, ws: ws, p: p, staffID: p.UserID, ctx: ctx, cancel: cancel,
+	c := &conn{svc: s, ws: ws, p: p, staffID: p.UserID, authAt: time.Now(), ctx: ctx, cancel: cancel,
 		out: make(chan outMsg, s.cfg.SendQueue), in: make(chan []byte, 16), ctl: make(chan func(), 64)}
 	if p.IsEndpoint() {
 		c.staffID = 0

@@ -148,6 +148,10 @@ const StatusReplaced websocket.StatusCode = 4000
 // StatusRemoved is the close code sent to an endpoint the command room removed.
 const StatusRemoved websocket.StatusCode = 4001
 
+// StatusCredentialRevoked closes a device whose join link was revoked or replaced;
+// it needs the new link to come back.
+const StatusCredentialRevoked websocket.StatusCode = 4003
+
 func onPing(c *conn, id string, _ *Empty) error {
 	c.send(TypePong, id, Empty{})
 	return nil

@@ -281,7 +281,8 @@ type SessionMsg struct {
 
 // RemovedMsg tells an endpoint the command room removed it.
 type RemovedMsg struct {
-	By string `json:"by"`
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"` // "credential_revoked" when its join link was revoked or replaced
 }
 
 // DirectiveMsg wraps a directive.issued event's document for its targets.

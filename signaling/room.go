@@ -178,6 +178,16 @@ func (r *Room) staffRelease(id int64) {
 	}
 }
 
+// endpointConn is the live connection of an endpoint code, if any.
+func (r *Room) endpointConn(code string) *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.members[code]; m != nil {
+		return m.conn
+	}
+	return nil
+}
+
 func (r *Room) connByPeer(peerID string) *conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()

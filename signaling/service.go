@@ -503,6 +503,15 @@ func (s *Service) onEvent(ev store.Event) {
 		if s.room.currentSession() == ev.EntityID {
 			s.room.setSession("")
 		}
+	case "endpoint.link_revoked", "endpoint.link_issued":
+		// The credential this device joined with no longer exists (revoked, or replaced
+		// by a new link): it must not stay in the room on the strength of an old login.
+		// A device that authenticated after the change holds the new credential.
+		if c := s.room.endpointConn(ev.EntityID); c != nil && c.authAt.Before(ev.At) {
+			c.send(TypeRemoved, "", RemovedMsg{By: ev.Actor, Reason: "credential_revoked"})
+			c.clean.Store(true)
+			c.closeAfter(StatusCredentialRevoked, "join link revoked or replaced")
+		}
 	case "directive.issued":
 		var doc struct {
 			TargetCodes []string `json:"target_codes"`
