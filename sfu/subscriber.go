@@ -102,6 +102,13 @@ func (p *Peer) AddSlot(name string, kind webrtc.RTPCodecType) (*Slot, error) {
 	}
 	s.sender = tr.Sender()
 	p.mu.Lock()
+	if p.closed {
+		// Close took its snapshot of the slots before this one: close it here, or
+		// its writer (started by a later SetSource) would run forever.
+		p.mu.Unlock()
+		s.close()
+		return nil, fmt.Errorf("sfu: add slot %q: %w", name, ErrClosed)
+	}
 	p.slots = append(p.slots, s)
 	p.slotByName[name] = s
 	p.mu.Unlock()
