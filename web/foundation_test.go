@@ -94,6 +94,9 @@ func TestAuthAndRoles(t *testing.T) {
 		{"endpoint lists sessions", ep, "GET", "/api/v1/sessions", nil, 403},
 		{"leader issues link", lead, "POST", "/api/v1/endpoints/07192/link", nil, 403},
 		{"admin revokes unknown", admin, "DELETE", "/api/v1/endpoints/99999/link", nil, 404},
+		{"anon profiler", anon, "GET", "/debug/pprof/goroutine", nil, 401},
+		{"leader profiler", lead, "GET", "/debug/pprof/heap", nil, 403},
+		{"admin profiler", admin, "GET", "/debug/pprof/goroutine?debug=1", nil, 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.c.Do(tc.method, tc.path, tc.body, nil, tc.want) })

@@ -89,6 +89,7 @@ func New(d Deps) *Server {
 	if d.Live != nil {
 		s.engine.GET("/ws", s.need(anyone), gin.WrapH(d.Live))
 	}
+	s.debugRoutes()
 	s.appRoutes()
 	return s
 }
