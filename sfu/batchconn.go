@@ -3,8 +3,7 @@ package sfu
 import (
 	"net"
 	"sync"
-
-	"golang.org/x/net/ipv4"
+	"syscall"
 )
 
 // batchConn wraps the engine's single ICE UDP socket (the one behind the
@@ -20,21 +19,27 @@ import (
 // happens to run during another goroutine's fan-out rides along in its batch
 // (delayed by at most that fan-out).
 //
-// The batch buffers are owned by the batchConn and preallocated. The mutex
-// is per socket, not per subscriber: with the server on one core it is
-// uncontended, and the kernel serialises writes to one socket anyway.
+// The batch buffers, addresses and message headers are owned by the
+// batchConn and preallocated. The mutex is per socket, not per subscriber:
+// with the server on one core it is uncontended, and the kernel serialises
+// writes to one socket anyway. The flush itself is platform code
+// (sendmmsg_linux.go: a non-blocking sendmmsg that does not hand the
+// goroutine's P to another thread; elsewhere one WriteTo per datagram).
 type batchConn struct {
 	net.PacketConn
-	pc *ipv4.PacketConn // nil: batching unsupported (not a *net.UDPConn)
+	raw syscall.RawConn // nil: batching unsupported
+	v6  bool            // the socket is AF_INET6 (dual stack)
 
 	mu     sync.Mutex
 	active int
 	n      int
-	msgs   []ipv4.Message
 	bufs   [][batchBufSize]byte
-	sent   uint64 // datagrams sent by sendmmsg
-	calls  uint64 // sendmmsg calls
-	errs   uint64
+	lens   []int
+	addrs  []*net.UDPAddr
+	plat   batchPlatform // per-platform message headers
+	sent   uint64        // datagrams sent batched
+	calls  uint64        // flush syscalls
+	errs   uint64        // datagrams that failed
 }
 
 const (
@@ -44,20 +49,30 @@ const (
 
 func newBatchConn(c net.PacketConn) *batchConn {
 	b := &batchConn{PacketConn: c}
-	if uc, ok := c.(*net.UDPConn); ok {
-		b.pc = ipv4.NewPacketConn(uc)
-		b.msgs = make([]ipv4.Message, maxBatch)
-		b.bufs = make([][batchBufSize]byte, maxBatch)
-		for i := range b.msgs {
-			b.msgs[i].Buffers = [][]byte{nil}
-		}
+	uc, ok := c.(*net.UDPConn)
+	if !ok {
+		return b
 	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return b
+	}
+	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
+		b.v6 = true
+	}
+	b.bufs = make([][batchBufSize]byte, maxBatch)
+	b.lens = make([]int, maxBatch)
+	b.addrs = make([]*net.UDPAddr, maxBatch)
+	if !b.plat.init(b) {
+		return &batchConn{PacketConn: c}
+	}
+	b.raw = raw
 	return b
 }
 
 // begin marks the start of a fan-out: writes are batched until end.
 func (b *batchConn) begin() {
-	if b == nil || b.pc == nil {
+	if b == nil || b.raw == nil {
 		return
 	}
 	b.mu.Lock()
@@ -67,7 +82,7 @@ func (b *batchConn) begin() {
 
 // end marks the end of a fan-out and flushes the batch.
 func (b *batchConn) end() {
-	if b == nil || b.pc == nil {
+	if b == nil || b.raw == nil {
 		return
 	}
 	b.mu.Lock()
@@ -78,48 +93,41 @@ func (b *batchConn) end() {
 
 // WriteTo batches during a fan-out, else writes at once.
 func (b *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if b.pc != nil && len(p) <= batchBufSize {
-		b.mu.Lock()
-		if b.active > 0 {
-			if b.n == maxBatch {
-				b.flushLocked()
+	if b.raw != nil && len(p) <= batchBufSize {
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			b.mu.Lock()
+			if b.active > 0 {
+				if b.n == maxBatch {
+					b.flushLocked()
+				}
+				i := b.n
+				b.n++
+				b.lens[i] = copy(b.bufs[i][:], p)
+				b.addrs[i] = ua
+				b.mu.Unlock()
+				return len(p), nil
 			}
-			i := b.n
-			b.n++
-			b.msgs[i].Buffers[0] = b.bufs[i][:copy(b.bufs[i][:], p)]
-			b.msgs[i].Addr = addr
 			b.mu.Unlock()
-			return len(p), nil
 		}
-		b.mu.Unlock()
 	}
 	return b.PacketConn.WriteTo(p, addr)
 }
 
 func (b *batchConn) flushLocked() {
-	msgs := b.msgs[:b.n]
-	for len(msgs) > 0 {
-		k, err := b.pc.WriteBatch(msgs, 0)
-		b.calls++
-		if k > 0 {
-			b.sent += uint64(k)
-			msgs = msgs[k:]
-		}
-		if err != nil {
-			// One bad destination (e.g. a vanished peer) must not drop the
-			// rest: skip the datagram that failed and go on.
-			b.errs++
-			if len(msgs) > 0 {
-				msgs = msgs[1:]
-			}
-			continue
-		}
-		if k == 0 {
-			break
-		}
+	if b.n == 0 {
+		return
 	}
+	b.plat.flush(b, b.n)
 	for i := 0; i < b.n; i++ {
-		b.msgs[i].Addr = nil
+		b.addrs[i] = nil
 	}
 	b.n = 0
+}
+
+// writeOne is the fallback for one datagram (socket buffer full, or a
+// platform without sendmmsg): a normal WriteTo, which waits for the socket.
+func (b *batchConn) writeOne(i int) {
+	if _, err := b.PacketConn.WriteTo(b.bufs[i][:b.lens[i]], b.addrs[i]); err != nil {
+		b.errs++
+	}
 }

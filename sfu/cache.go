@@ -1,6 +1,9 @@
 package sfu
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // maxCachedPayload is the largest payload kept in the cache. Larger packets
 // are still forwarded, but cannot be retransmitted.
@@ -35,6 +38,8 @@ type packetCache struct {
 	entries []cacheEntry
 	newest  uint16
 	started bool
+	// allocated mirrors entries != nil for a lock-free check by the reader.
+	allocated atomic.Bool
 }
 
 func newPacketCache(size int) *packetCache {
@@ -55,6 +60,7 @@ func (c *packetCache) insert(seq uint16, ts uint32, flags uint8, payload []byte)
 	defer c.mu.Unlock()
 	if c.entries == nil {
 		c.entries = make([]cacheEntry, c.size)
+		c.allocated.Store(true)
 	}
 	if !c.started {
 		c.started = true
@@ -104,4 +110,14 @@ func (c *packetCache) has(seq uint16) bool {
 	}
 	e := &c.entries[seq&c.mask]
 	return e.valid && e.seq == seq
+}
+
+// release drops the buffers (a layer nobody is attached to needs no cache:
+// nobody can NACK it). The next insert allocates them again.
+func (c *packetCache) release() {
+	c.mu.Lock()
+	c.entries = nil
+	c.started = false
+	c.allocated.Store(false)
+	c.mu.Unlock()
 }

@@ -44,7 +44,8 @@
 // jitter and sequence gaps, and inserts the payload into the layer's packet
 // cache: a fixed ring indexed by seq & mask with preallocated buffers,
 // shared by every subscriber of the layer (512 packets for f, 256 for h, 128
-// for q, 64 for audio; allocated on first use).
+// for q, 64 for audio; allocated on first use, released while no slot is
+// attached to the layer).
 //
 // Fan-out reads a copy-on-write slice of slots (atomic.Pointer, no global
 // lock). For a subscriber whose selected ICE pair is UDP, the publisher's

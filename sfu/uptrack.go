@@ -285,6 +285,12 @@ func (l *upLayer) attach(s *Slot) {
 	l.slots.Store(&next)
 }
 
+// hasSlots reports whether any slot is attached (lock-free).
+func (l *upLayer) hasSlots() bool {
+	sp := l.slots.Load()
+	return sp != nil && len(*sp) > 0
+}
+
 func (l *upLayer) detach(s *Slot) {
 	l.slotsMu.Lock()
 	defer l.slotsMu.Unlock()
@@ -359,9 +365,21 @@ func (l *upLayer) readLoop() {
 				flags |= flagKeyframe
 			}
 		}
+		// Nobody attached (an unwatched or paused layer): keep the statistics,
+		// but no cache (its buffers are released) and no fan-out.
+		attached := l.hasSlots()
+		if !attached && l.cache.allocated.Load() {
+			l.cache.release()
+		}
 		if rtx {
 			// A retransmission (or a payload-carrying probe) from the publisher:
 			// only useful if we never got the original.
+			if !attached {
+				if l.haveFirst && int16(pkt.SequenceNumber-l.highest) < 0 {
+					l.recovered.Add(1)
+				}
+				continue
+			}
 			if !l.cache.insert(pkt.SequenceNumber, pkt.Timestamp, flags, pkt.Payload) {
 				continue
 			}
@@ -404,6 +422,12 @@ func (l *upLayer) readLoop() {
 			if ext := pkt.GetExtension(l.audioLevelID); len(ext) > 0 {
 				t.updateLevel(ext[0] & 0x7f)
 			}
+		}
+		if !attached {
+			if late {
+				l.recovered.Add(1)
+			}
+			continue
 		}
 		if !l.cache.insert(pkt.SequenceNumber, pkt.Timestamp, flags, pkt.Payload) {
 			continue // duplicate, too old or too large

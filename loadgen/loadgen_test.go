@@ -1,0 +1,100 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmokeFanout is the short run of the suite: 10 endpoints for 5 s
+// against a freshly built server. It asserts that media flows and that every
+// figure is produced; it does not judge speed (benchmarks do).
+func TestSmokeFanout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := Run(ctx, Config{
+		Scenario: "fanout", N: 10, Duration: 5 * time.Second, Warmup: time.Second,
+		Server: ServerOptions{RepoDir: repo, CPU: -1},
+		Logf:   t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("smoke run took %v: %+v", time.Since(start), res)
+	var tb bytes.Buffer
+	WriteTable(&tb, []Result{res})
+	t.Logf("\n%s", tb.String())
+	if res.Endpoints != 10 || res.JoinFailed != 0 {
+		t.Errorf("endpoints %d, failed joins %d", res.Endpoints, res.JoinFailed)
+	}
+	// Media flows: the server forwards and the endpoints receive, each at
+	// least a fifth of the program's ~150 packets/s (audio + video).
+	if res.FwdPPS < 10*30 || res.RecvPPS < 10*30 {
+		t.Errorf("media does not flow: forwarded %.0f pkt/s, received %.0f pkt/s", res.FwdPPS, res.RecvPPS)
+	}
+	for name, v := range map[string]float64{
+		"server cores": res.ServerCores, "server RSS": res.ServerRSSMiB, "forwarded Mbit/s": res.FwdMbps,
+		"packets per CPU-second": res.PktsPerCPUSec, "in-server p50": res.InServerP50Us, "in-server p99": res.InServerP99Us,
+		"e2e p50": res.E2EP50Ms, "e2e p99": res.E2EP99Ms, "join p50": res.JoinP50Ms, "join p99": res.JoinP99Ms,
+		"generator cores": res.GenCores,
+	} {
+		if v <= 0 {
+			t.Errorf("figure %q not produced (%v)", name, v)
+		}
+	}
+	// Loss depends on what else the machine runs; it is logged, not judged.
+	t.Logf("loss %.4f, e2e p99 %.1f ms, in-server p99 %.0f µs", res.Loss, res.E2EP99Ms, res.InServerP99Us)
+	if row := MarkdownRow(res); !strings.HasPrefix(row, "| fanout | 10 |") {
+		t.Errorf("markdown row %q", row)
+	}
+}
+
+func TestHist(t *testing.T) {
+	var h Hist
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	s := h.Snap()
+	if s.Count() != 1000 {
+		t.Fatalf("count %d", s.Count())
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}} {
+		got := s.Quantile(c.q)
+		if got < c.want || got > c.want*115/100 {
+			t.Errorf("q%.2f = %v, want about %v", c.q, got, c.want)
+		}
+	}
+	var empty HistSnap
+	if empty.Quantile(0.5) != 0 {
+		t.Error("empty quantile")
+	}
+}
+
+func TestMarkerTime(t *testing.T) {
+	pkt := make([]byte, 12+40)
+	pkt[0] = 0x80
+	payload := pkt[12:]
+	copy(payload[4:], "OPSM")
+	at := time.Unix(1700000000, 123456789)
+	for i := 0; i < 8; i++ {
+		payload[4+16+i] = byte(uint64(at.UnixNano()) >> (56 - 8*i))
+	}
+	got, ok := markerTime(pkt)
+	if !ok || !got.Equal(at) {
+		t.Errorf("markerTime = %v, %v", got, ok)
+	}
+	if _, ok := markerTime(pkt[:14]); ok {
+		t.Error("marker found in a short packet")
+	}
+}

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package sfu
+
+// batchPlatform: no sendmmsg here, so the engine does not batch.
+type batchPlatform struct{}
+
+func (p *batchPlatform) init(*batchConn) bool { return false }
+
+func (p *batchPlatform) flush(b *batchConn, n int) {
+	for i := 0; i < n; i++ {
+		b.writeOne(i)
+	}
+}
