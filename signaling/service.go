@@ -202,7 +202,9 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("signaling: media engine: %w", err)
 	}
 	if d.Registry != nil {
-		if err := d.Registry.Register(presenceCollector{s.room}); err != nil {
+		// Presence gauges, and the media plane's forwarding counters and in-server delay.
+		err := errors.Join(d.Registry.Register(presenceCollector{s.room}), d.Registry.Register(s.engine.Collector()))
+		if err != nil {
 			s.engine.Close()
 			return nil, fmt.Errorf("signaling: metrics: %w", err)
 		}

@@ -28,7 +28,8 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	c.Do("GET", "/api/v1/endpoints", nil, nil, 401) // a request to be counted
 	_, body := c.Do("GET", "/metrics", nil, nil, 200)
-	for _, want := range []string{"opscenter_http_request_duration_seconds", "opscenter_db_pool_conns", `opscenter_incidents{status="open"}`, "go_goroutines"} {
+	for _, want := range []string{"opscenter_http_request_duration_seconds", "opscenter_db_pool_conns", `opscenter_incidents{status="open"}`, "go_goroutines",
+		"opscenter_endpoints_presence", "opscenter_audit_journal_pending", "opscenter_sfu_"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
