@@ -129,6 +129,9 @@ type Config struct {
 	// WriterQueue is the per-slot queue length between the publisher reader and
 	// the subscriber writer (default 256 packets). When full, packets are dropped.
 	WriterQueue int
+	// WriterIdle is how long a slot's writer goroutine waits for work before it
+	// exits; the next queued packet starts a new one (default 10 s).
+	WriterIdle time.Duration
 
 	// VNet, if set, runs all PeerConnections on this virtual network (tests).
 	// UDP/TCP muxes and TURN are not used in that case.

@@ -78,6 +78,9 @@ func (c *Config) setDefaults() {
 	if c.MaxBitrate <= 0 {
 		c.MaxBitrate = 10_000_000
 	}
+	if c.WriterIdle <= 0 {
+		c.WriterIdle = 10 * time.Second
+	}
 	if c.WriterQueue <= 0 {
 		c.WriterQueue = 256
 	}

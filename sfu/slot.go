@@ -334,13 +334,26 @@ func (s *Slot) startWriter() {
 	s.writerUp.Store(true)
 }
 
+// writeLoop drains the slot's queue. It exits after Config.WriterIdle without work:
+// on UDP the fan-out writes directly and the queue only carries the odd NACK answer,
+// so a writer that stayed would leave an idle goroutine behind every slot that ever
+// saw a NACK (a slow climb that looks like a leak over a 12-hour day).
 func (s *Slot) writeLoop() {
 	defer s.wg.Done()
+	writerIdle := s.peer.e.cfg.WriterIdle
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-s.closed:
 			return
+		case <-idle.C:
+			if s.stopIdleWriter() {
+				return
+			}
+			idle.Reset(writerIdle)
 		case e := <-s.queue:
+			idle.Reset(writerIdle)
 			s.wmu.Lock()
 			st := s.writer()
 			switch e.op {
@@ -354,6 +367,24 @@ func (s *Slot) writeLoop() {
 			s.wmu.Unlock()
 		}
 	}
+}
+
+// stopIdleWriter lets the writer exit when its queue is empty; the next enqueue
+// starts a new one. It reports whether the caller must exit.
+func (s *Slot) stopIdleWriter() bool {
+	s.startMu.Lock()
+	if len(s.queue) > 0 {
+		s.startMu.Unlock()
+		return false
+	}
+	s.writerUp.Store(false)
+	s.startMu.Unlock()
+	// An enqueue that saw writerUp still true just before it was cleared skipped
+	// starting a writer: pick its entry up with a new one.
+	if len(s.queue) > 0 {
+		s.startWriter()
+	}
+	return true
 }
 
 // writeMedia rewrites and writes one media packet. On the direct path the

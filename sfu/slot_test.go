@@ -266,3 +266,43 @@ func BenchmarkFanoutDirect(b *testing.B) {
 		s.wg.Wait()
 	}
 }
+
+// TestIdleWriterExits: a queued-path writer goroutine exits after WriterIdle without
+// work and a new one starts for the next packet, with nothing lost or reordered.
+func TestIdleWriterExits(t *testing.T) {
+	r := newUnitRig()
+	r.e.cfg.WriterIdle = 50 * time.Millisecond
+	w := &fakeWriter{}
+	s := r.slot(w)
+	v := media.NewVideo(media.VideoConfig{Code: "22", RID: "f", Width: 640, Height: 360, Bitrate: 300_000, KeyframeInterval: time.Second, SSRC: 9})
+	now := time.Unix(0, 0)
+	total := 0
+	burst := func() {
+		for f := 0; f < 5; f++ {
+			now = now.Add(33 * time.Millisecond)
+			_ = v.NextFrame(now, func(p *rtp.Packet) error {
+				r.ingest(p)
+				total++
+				return nil
+			})
+		}
+	}
+	for round := 0; round < 3; round++ {
+		burst()
+		if !s.writerUp.Load() {
+			t.Fatalf("round %d: no writer while packets are queued", round)
+		}
+		waitFor(t, 5*time.Second, "burst written", func() bool { return w.n.Load() == int64(total) })
+		waitFor(t, 5*time.Second, "idle writer gone", func() bool { return !s.writerUp.Load() })
+	}
+	w.mu.Lock()
+	for i := 1; i < len(w.seqs); i++ {
+		if w.seqs[i] != w.seqs[i-1]+1 {
+			t.Errorf("seq gap %d -> %d across writer restarts", w.seqs[i-1], w.seqs[i])
+			break
+		}
+	}
+	w.mu.Unlock()
+	s.close()
+	s.wg.Wait()
+}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/opscenter/opscenter/auth"
@@ -29,6 +30,9 @@ import (
 type App struct {
 	*app.App
 	t testing.TB
+
+	mu     sync.Mutex
+	tokens map[string]string // join secrets issued by Endpoint, by code
 }
 
 // Start runs opscenter on a fresh database. mutate, if not nil, edits the config.
@@ -71,7 +75,7 @@ func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Stop(context.Background()) })
-	return &App{App: a, t: t}
+	return &App{App: a, t: t, tokens: map[string]string{}}
 }
 
 type testWriter struct{ t testing.TB }
@@ -100,11 +104,20 @@ func (a *App) User(name string, role auth.Role) *Client {
 }
 
 // Endpoint issues a join link for code and returns a client using it as a bearer token.
+//
+// The link is issued once per code and reused: issuing a new one would (rightly)
+// put out a device already connected with the old one.
 func (a *App) Endpoint(code string) *Client {
 	a.t.Helper()
-	tok, err := a.Store.IssueEndpointToken(context.Background(), "test", code)
-	if err != nil {
-		a.t.Fatal(err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tok, ok := a.tokens[code]
+	if !ok {
+		var err error
+		if tok, err = a.Store.IssueEndpointToken(context.Background(), "test", code); err != nil {
+			a.t.Fatal(err)
+		}
+		a.tokens[code] = tok
 	}
 	c := a.Anon()
 	c.Token = tok
