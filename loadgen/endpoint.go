@@ -509,21 +509,7 @@ func (e *Endpoint) publish() error {
 
 func (e *Endpoint) startVideo(pc *webrtc.PeerConnection, sender *webrtc.RTPSender, tracks []*webrtc.TrackLocalStaticRTP) {
 	params := sender.GetParameters()
-	var midID, ridID uint8
-	for _, h := range params.HeaderExtensions {
-		switch h.URI {
-		case sdp.SDESMidURI:
-			midID = uint8(h.ID)
-		case sdp.SDESRTPStreamIDURI:
-			ridID = uint8(h.ID)
-		}
-	}
-	var mid string
-	for _, tr := range pc.GetTransceivers() {
-		if tr.Sender() == sender {
-			mid = tr.Mid()
-		}
-	}
+	midID, ridID, mid := client.SimulcastIDs(pc, sender)
 	e.vmu.Lock()
 	for i, enc := range params.Encodings {
 		if i < len(e.o.Layers) {

@@ -33,3 +33,23 @@ func BrowserMediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 	}
 	return me, ir, nil
 }
+
+// SimulcastIDs returns what a simulcast publisher must stamp on each packet itself
+// with Pion v3: the negotiated ids of the mid and rid header extensions, and the
+// sender's mid.
+func SimulcastIDs(pc *webrtc.PeerConnection, sender *webrtc.RTPSender) (midID, ridID uint8, mid string) {
+	for _, h := range sender.GetParameters().HeaderExtensions {
+		switch h.URI {
+		case sdp.SDESMidURI:
+			midID = uint8(h.ID)
+		case sdp.SDESRTPStreamIDURI:
+			ridID = uint8(h.ID)
+		}
+	}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			mid = tr.Mid()
+		}
+	}
+	return midID, ridID, mid
+}

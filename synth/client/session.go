@@ -464,21 +464,7 @@ func (s *session) offerPublish(pc *webrtc.PeerConnection, opts *webrtc.OfferOpti
 func (s *session) startVideo(code string, pc *webrtc.PeerConnection, sender *webrtc.RTPSender, tracks []*webrtc.TrackLocalStaticRTP) {
 	o := s.c.opts
 	params := sender.GetParameters()
-	var midID, ridID uint8
-	for _, h := range params.HeaderExtensions {
-		switch h.URI {
-		case sdp.SDESMidURI:
-			midID = uint8(h.ID)
-		case sdp.SDESRTPStreamIDURI:
-			ridID = uint8(h.ID)
-		}
-	}
-	var mid string
-	for _, tr := range pc.GetTransceivers() {
-		if tr.Sender() == sender {
-			mid = tr.Mid()
-		}
-	}
+	midID, ridID, mid := SimulcastIDs(pc, sender)
 	s.vmu.Lock()
 	for i, enc := range params.Encodings {
 		if i < len(o.Layers) {
