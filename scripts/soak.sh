@@ -6,5 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-output
+stamp=$(date +%Y%m%d-%H%M%S)
 exec go run ./cmd/soak -duration "${SOAK_DURATION:-30m}" -n "${SOAK_ENDPOINTS:-190}" \
-  -json "test-output/soak-$(date +%Y%m%d-%H%M%S).json" "$@"
+  -json "test-output/soak-$stamp.json" -profiles "test-output/soak-$stamp" "$@"

@@ -239,13 +239,17 @@ type SlotStats struct {
 
 // PeerStats is a snapshot of a peer's media statistics.
 type PeerStats struct {
-	ID          string       `json:"id"`
-	Publisher   LegStats     `json:"publisher"`
-	Subscriber  LegStats     `json:"subscriber"`
-	BitrateIn   int          `json:"bitrate_in"`  // bit/s received from this peer
-	BitrateOut  int          `json:"bitrate_out"` // bit/s sent to this peer
-	EstimateBps int          `json:"estimate"`    // downlink bandwidth estimate bit/s
-	AudioLevel  float64      `json:"audio_level"` // smoothed 0 (silent) .. 1 (loud)
-	Video       []LayerStats `json:"video,omitempty"`
-	Slots       []SlotStats  `json:"slots"`
+	ID          string   `json:"id"`
+	Publisher   LegStats `json:"publisher"`
+	Subscriber  LegStats `json:"subscriber"`
+	BitrateIn   int      `json:"bitrate_in"`  // bit/s received from this peer
+	BitrateOut  int      `json:"bitrate_out"` // bit/s sent to this peer
+	EstimateBps int      `json:"estimate"`    // downlink bandwidth estimate bit/s
+	// Congestion: the estimator's detector state ("normal", "overuse",
+	// "underuse") and how many times delay made it lower the estimate.
+	Congestion     string       `json:"congestion"`
+	CongestionCuts int          `json:"congestion_cuts"`
+	AudioLevel     float64      `json:"audio_level"` // smoothed 0 (silent) .. 1 (loud)
+	Video          []LayerStats `json:"video,omitempty"`
+	Slots          []SlotStats  `json:"slots"`
 }

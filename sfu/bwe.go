@@ -3,6 +3,7 @@ package sfu
 import (
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -20,15 +21,7 @@ func (p *Peer) setREMB(bps int) {
 
 // estimate returns the downlink estimate used for layer selection.
 func (p *Peer) estimate() int {
-	est := p.e.cfg.InitialBitrate
-	p.mu.Lock()
-	bwe := p.bwe
-	p.mu.Unlock()
-	if bwe != nil {
-		if b := bwe.GetTargetBitrate(); b > 0 {
-			est = b
-		}
-	}
+	est := p.est.target()
 	if t := p.rembTime.Load(); t != 0 && nanotime()-t < int64(5*time.Second) {
 		if r := int(p.remb.Load()); r > 0 && r < est {
 			est = r
@@ -40,10 +33,76 @@ func (p *Peer) estimate() int {
 	return est
 }
 
+// onTWCC feeds one transport-wide feedback packet to the estimator. A
+// compound RTCP packet reaches the RTCP loop of every slot whose SSRC it
+// names, so repeats of the last feedback are skipped.
+func (p *Peer) onTWCC(fb *rtcp.TransportLayerCC) {
+	key := int32(fb.FbPktCount)<<16 | int32(fb.BaseSequenceNumber)
+	p.estMu.Lock()
+	defer p.estMu.Unlock()
+	if key == p.fbKey {
+		return
+	}
+	p.fbKey = key
+	now := nanotime()
+	p.acks = p.tw.acks(now, fb, p.acks[:0])
+	known := false
+	for i := range p.acks {
+		known = known || p.acks[i].sent != 0
+	}
+	if !known && len(p.acks) > 0 {
+		p.est.onStale(now)
+		return
+	}
+	p.est.onFeedback(now, p.acks)
+}
+
+// sendReports sends a sender report for every slot that has sent media:
+// receivers use them for lip sync and to report round-trip times.
+func (p *Peer) sendReports() {
+	p.mu.Lock()
+	pc := p.sub
+	slots := append([]*Slot(nil), p.slots...)
+	p.mu.Unlock()
+	if pc == nil || !p.subReady.Load() {
+		return
+	}
+	now := time.Now()
+	ntp := toNTP(now)
+	var pkts []rtcp.Packet
+	for _, s := range slots {
+		b := s.dt.binding.Load()
+		n := s.packets.Load()
+		if b == nil || n == 0 {
+			continue
+		}
+		clock := int64(90000)
+		if s.kind == webrtc.RTPCodecTypeAudio {
+			clock = 48000
+		}
+		elapsed := now.UnixNano() - s.lastAt.Load()
+		pkts = append(pkts, &rtcp.SenderReport{
+			SSRC:        b.ssrc,
+			NTPTime:     ntp,
+			RTPTime:     s.lastTS.Load() + uint32(elapsed*clock/int64(time.Second)),
+			PacketCount: uint32(n),
+			OctetCount:  uint32(s.bytes.Load()),
+		})
+		if len(pkts) == 32 { // keep the compound packet within one MTU
+			_ = pc.WriteRTCP(pkts)
+			pkts = pkts[:0]
+		}
+	}
+	if len(pkts) > 0 {
+		_ = pc.WriteRTCP(pkts)
+	}
+}
+
 func (p *Peer) allocLoop() {
 	defer p.wg.Done()
 	tk := time.NewTicker(500 * time.Millisecond)
 	defer tk.Stop()
+	tick := 0
 	for {
 		select {
 		case <-p.done:
@@ -51,6 +110,9 @@ func (p *Peer) allocLoop() {
 		case <-tk.C:
 			p.lossWin.add(p.publisherCounters(nanotime()))
 			p.reallocate()
+			if tick++; tick%2 == 0 {
+				p.sendReports()
+			}
 		}
 	}
 }
@@ -119,7 +181,7 @@ func (p *Peer) reallocate() {
 		// The probe succeeded if the estimate now carries the probed allocation.
 		cost := 0
 		probed := make([]allocResult, len(in))
-		allocate(in, budget*3/2, probed)
+		allocate(in, probeBudget(in, out, budget), probed)
 		for i, r := range probed {
 			if r.target >= 0 {
 				cost += layerCost(&in[i], r.target)
@@ -137,7 +199,7 @@ func (p *Peer) reallocate() {
 		pr.until = now.Add(probeDuration)
 	}
 	if pr.active {
-		allocate(in, budget*3/2, out)
+		allocate(in, probeBudget(in, out, budget), out)
 	}
 	for i, v := range videos {
 		r := out[i]
@@ -160,4 +222,23 @@ func (p *Peer) reallocate() {
 			d.requestPLI(false)
 		}
 	}
+}
+
+// probeBudget is the budget a probe tries: 1.5× the budget, and at least
+// enough for the first limited slot's next layer. The estimator never
+// estimates much above what is sent (1.5× the acked rate), and the top
+// layer costs about three times the middle one, so 1.5× alone would never
+// get a slot that was pushed down back to the top layer.
+func probeBudget(in []allocSlot, out []allocResult, budget int) int {
+	b := budget * 3 / 2
+	for i, r := range out {
+		if !r.limited || r.target < 0 || r.target+1 >= in[i].layers {
+			continue
+		}
+		if need := budget + layerCost(&in[i], r.target+1) - layerCost(&in[i], r.target); need > b {
+			b = need
+		}
+		break
+	}
+	return b
 }

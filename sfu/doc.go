@@ -50,17 +50,20 @@
 // Fan-out reads a copy-on-write slice of slots (atomic.Pointer, no global
 // lock). For a subscriber whose selected ICE pair is UDP, the publisher's
 // reader rewrites the header and writes the packet itself, straight from its
-// read buffer (no copy, no goroutine hop; a per-slot mutex, contended only
-// while two layers feed one slot during a switch, guards the rewriter). The
-// UDP datagrams of one packet's fan-out are collected by batchConn, the
-// wrapper around the engine's single ICE UDP socket, and leave in one
+// read buffer (no goroutine hop; a per-slot mutex, contended only while two
+// layers feed one slot during a switch, guards the rewriter). The write does
+// not go through Pion: once the subscriber leg's DTLS is up the slot
+// encrypts with its own SRTP context, made from the leg's keys
+// (srtpout.go), and the datagram goes into the batch of batchConn, the
+// wrapper around the engine's single ICE UDP socket, which leaves in one
 // sendmmsg when the fan-out ends (never on a timer). A subscriber on ICE-TCP
 // (whose socket can stall) gets a bounded queue and its own writer
 // goroutine, started on first use: the reader hands it a small value
-// (layer, seq, flags) and the writer copies the payload out of the cache.
-// Nothing on either path allocates per packet per subscriber in this
-// package, and a slow subscriber never blocks the publisher: when its queue
-// is full the packet is dropped, and video then drops until the next
+// (layer, seq, flags) and the writer copies the payload out of the cache,
+// encrypts it the same way and writes it through Pion's SRTP endpoint for
+// the leg. Nothing on either path allocates per packet per subscriber in
+// this package, and a slow subscriber never blocks the publisher: when its
+// queue is full the packet is dropped, and video then drops until the next
 // keyframe, where the writer re-syncs (new epoch, continuous sequence
 // numbers) after asking for a PLI.
 //
@@ -94,15 +97,20 @@
 //
 // # Bandwidth estimation and layer selection
 //
-// The subscriber leg runs Pion's send-side BWE (interceptor pkg/cc with
-// pkg/gcc, TWCC header extension on every packet, no pacer so slots write
-// directly). Twice a second, and on every control change, a Peer's
+// The subscriber leg has no Pion interceptors. Every packet carries the
+// transport-wide sequence number extension; twccHistory (twcc.go) remembers
+// its send time and size in a fixed ring, and the subscriber's TWCC feedback
+// feeds a send-side estimator in the manner of Google Congestion Control
+// (estimator.go: trendline delay detector, AIMD rate control, loss-based
+// cap), once per feedback packet rather than per media packet. Each slot
+// sends its own sender reports (every second). Twice a second, and on every
+// control change, a Peer's
 // allocator distributes 90% of the estimate (minus an audio reserve) over
 // its video slots in creation order: every watched slot gets layer 0, then
 // slots are upgraded one layer at a time while the measured layer bitrates
 // fit. The result per slot is a target layer = min(requested, what bandwidth
 // allows) and an effective layer = the best active layer at or below the
-// target. Because GCC never estimates far above what is actually sent, a
+// target. Because the estimator never estimates far above what is actually sent, a
 // capped slot probes upwards now and then (after 10 s, backing off to 80 s on
 // failure) by allowing 1.5× the estimate for 4 s. Peer.SetMaxBitrate adds a
 // static cap (weak links, tests).

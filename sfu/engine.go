@@ -13,8 +13,6 @@ import (
 	"github.com/pion/dtls/v2"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
@@ -41,11 +39,6 @@ type Engine struct {
 	turnPC  net.PacketConn
 
 	udpPort, tcpPort, turnPort int
-
-	// ccMu serialises subscriber PeerConnection creation so the GCC
-	// estimator created by the interceptor can be matched with its PC.
-	ccMu    sync.Mutex
-	lastBWE cc.BandwidthEstimator
 
 	rtcpTaps *rtcpTapFactory // publisher-leg RTCP readers (rtcptap.go)
 
@@ -262,51 +255,28 @@ func (e *Engine) newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-// newSubscriberAPI: sends; RTCP reports, TWCC header extension + GCC
-// send-side BWE (no pacer: slots write directly). No NACK responder: NACKs
-// are answered from the shared publisher-layer cache.
+// newSubscriberAPI: sends. No interceptors: slots write their packets with
+// the transport-wide sequence number extension and their own SRTP
+// (srtpout.go), send their own sender reports, feed TWCC feedback to the
+// peer's estimator (estimator.go, twcc.go), and answer NACKs from the shared
+// publisher-layer cache. Pion's per-packet interceptor chain was most of the
+// server's CPU at N = 190.
 func (e *Engine) newSubscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me, false); err != nil {
 		return nil, err
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, k); err != nil {
+			return nil, err
+		}
 	}
-	cfg := e.cfg
-	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(
-			gcc.SendSideBWEInitialBitrate(cfg.InitialBitrate),
-			gcc.SendSideBWEMinBitrate(cfg.MinBitrate),
-			gcc.SendSideBWEMaxBitrate(cfg.MaxBitrate),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
-		)
-	})
-	if err != nil {
-		return nil, err
-	}
-	ccf.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) { e.lastBWE = est })
-	ir.Add(ccf)
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
-		return nil, err
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se)), nil
 }
 
-// newSubscriberPC creates a subscriber PeerConnection and returns the GCC
-// estimator bound to it.
-func (e *Engine) newSubscriberPC() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
-	e.ccMu.Lock()
-	defer e.ccMu.Unlock()
-	e.lastBWE = nil
-	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, nil, err
-	}
-	est := e.lastBWE
-	e.lastBWE = nil
-	return pc, est, nil
+// newSubscriberPC creates a subscriber PeerConnection.
+func (e *Engine) newSubscriberPC() (*webrtc.PeerConnection, error) {
+	return e.subAPI.NewPeerConnection(webrtc.Configuration{})
 }
 
 // UDPPort is the actual ICE UDP port (0 with VNet).

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
@@ -42,10 +41,17 @@ type Peer struct {
 	subDirect atomic.Bool
 	pubRTCP   rtcpSink   // RTCP arrivals on the publisher leg (rtcptap.go)
 	lossWin   lossWindow // recent publisher loss (sampled by allocLoop)
-	bwe       cc.BandwidthEstimator
-	remb      atomic.Int64
-	rembTime  atomic.Int64
-	maxBps    atomic.Int64
+	// own downlink output and congestion control (srtpout.go, twcc.go)
+	down     atomic.Pointer[downlink]
+	tw       twccHistory
+	estMu    sync.Mutex // serialises feedback into est
+	est      *estimator
+	fbKey    int32 // last feedback processed (count<<16 | base seq), -1 = none
+	acks     []ack
+	dbgAt    int64
+	remb     atomic.Int64
+	rembTime atomic.Int64
+	maxBps   atomic.Int64
 
 	allocMu sync.Mutex
 	probe   probeState
@@ -77,6 +83,8 @@ func newPeer(e *Engine, id string) *Peer {
 		done:       make(chan struct{}),
 	}
 	p.probe.interval = probeMinInterval
+	p.est = newEstimator(e.cfg.InitialBitrate, e.cfg.MinBitrate, e.cfg.MaxBitrate)
+	p.fbKey = -1
 	p.probe.next = time.Now().Add(probeMinInterval)
 	p.wg.Add(1)
 	go p.allocLoop()

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v2"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -55,7 +57,9 @@ type Slot struct {
 	needResync atomic.Bool             // dropping until the next keyframe
 
 	packets, bytes, dropped, nacked, switches atomic.Uint64
-	meter                                     rateMeter // writer-owned
+	lastTS                                    atomic.Uint32 // last RTP timestamp sent (sender reports)
+	lastAt                                    atomic.Int64  // when, unix ns
+	meter                                     rateMeter     // writer-owned
 	rrLoss, rrJitter                          atomic.Uint64
 	rrRTT                                     atomic.Int64
 	rrTime                                    atomic.Int64
@@ -303,13 +307,23 @@ type writerState struct {
 	rw  rewriter
 	buf []byte
 	hdr rtp.Header
+	ext [2]byte // transport-wide sequence number extension
+	// own SRTP output (srtpout.go)
+	sdl  *downlink
+	sgcm *srtpGCM      // AES-128-GCM legs (srtpgcm.go)
+	sctx *srtp.Context // other profiles
+	out  []byte
 }
+
+// srtpOverhead bounds what SRTP adds to a packet (GCM tag 16, CM/HMAC 10).
+const srtpOverhead = 16
 
 // writer returns the writer state, initialising it on first use (call with wmu held).
 func (s *Slot) writer() *writerState {
 	st := &s.ws
 	if st.buf == nil {
 		st.buf = make([]byte, maxCachedPayload)
+		st.out = make([]byte, maxCachedPayload+64+srtpOverhead)
 		if s.kind == webrtc.RTPCodecTypeVideo {
 			st.rw = newRewriter(90000, 3000)
 		} else {
@@ -448,7 +462,14 @@ func (s *Slot) write(st *writerState, b *binding, srcSeq uint16, srcTS uint32, f
 	return true
 }
 
+// send builds the header (with the leg's transport-wide sequence number),
+// encrypts and writes one packet. Once the leg's DTLS is up it encrypts with
+// the slot's own SRTP context and writes the datagram itself (srtpout.go):
+// on UDP into the engine socket's batch, else through Pion's endpoint.
+// Before that, or if the keys could not be read, it uses Pion's writer.
 func (s *Slot) send(st *writerState, b *binding, seq uint16, ts uint32, flags uint8, payload []byte) {
+	p := s.peer
+	now := nanotime()
 	h := &st.hdr
 	h.Version = 2
 	h.Padding = false
@@ -459,13 +480,63 @@ func (s *Slot) send(st *writerState, b *binding, seq uint16, ts uint32, flags ui
 	h.SequenceNumber = seq
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
-	if _, err := b.w.WriteRTP(h, payload); err != nil {
+	size := 12 + len(payload)
+	if b.twcc != 0 {
+		size += 8
+		tw := p.tw.record(now, size)
+		st.ext[0], st.ext[1] = byte(tw>>8), byte(tw)
+		_ = h.SetExtension(b.twcc, st.ext[:]) // reuses h.Extensions: no allocation
+	}
+	if dl := p.down.Load(); dl != nil && st.ownSRTP(dl) {
+		if !s.sendOwn(st, dl, payload) {
+			return
+		}
+	} else if _, err := b.w.WriteRTP(h, payload); err != nil {
 		return
 	}
+	s.lastTS.Store(ts)
+	s.lastAt.Store(now)
 	s.packets.Add(1)
 	s.bytes.Add(uint64(len(payload)))
-	s.peer.e.fwdPackets.Add(1)
-	s.peer.e.fwdBytes.Add(uint64(len(payload)))
+	p.e.fwdPackets.Add(1)
+	p.e.fwdBytes.Add(uint64(len(payload)))
+}
+
+// ownSRTP makes sure the writer has an SRTP context for the leg's keys.
+func (st *writerState) ownSRTP(dl *downlink) bool {
+	if st.sdl == dl {
+		return st.sgcm != nil || st.sctx != nil
+	}
+	st.sdl, st.sgcm, st.sctx = dl, nil, nil
+	var err error
+	if dl.profile == srtp.ProtectionProfileAeadAes128Gcm {
+		st.sgcm, err = newSRTPGCM(dl.key, dl.salt)
+	} else {
+		st.sctx, err = dl.newContext()
+	}
+	return err == nil
+}
+
+// sendOwn marshals, encrypts in place and writes one packet.
+func (s *Slot) sendOwn(st *writerState, dl *downlink, payload []byte) bool {
+	h := &st.hdr
+	hl, err := h.MarshalTo(st.out)
+	if err != nil || hl+len(payload)+srtpOverhead > len(st.out) {
+		return false
+	}
+	n := hl + copy(st.out[hl:], payload)
+	var pkt []byte
+	if st.sgcm != nil {
+		pkt = st.sgcm.seal(st.out, hl, n, h.SSRC, h.SequenceNumber)
+	} else if pkt, err = st.sctx.EncryptRTP(st.out, st.out[:n], h); err != nil {
+		return false
+	}
+	if addr := dl.udp.Load(); addr != nil && s.peer.e.batch != nil {
+		_, err = s.peer.e.batch.WriteTo(pkt, addr)
+	} else {
+		_, err = dl.ep.Write(pkt)
+	}
+	return err == nil
 }
 
 func (s *Slot) writeNACK(st *writerState, e qentry) {
@@ -545,6 +616,8 @@ func (s *Slot) rtcpLoop() {
 				s.onReports(p.Reports, ssrc)
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				s.peer.setREMB(int(p.Bitrate))
+			case *rtcp.TransportLayerCC:
+				s.peer.onTWCC(p)
 			}
 		}
 	}
@@ -628,13 +701,20 @@ type binding struct {
 	id   string
 	ssrc uint32
 	pt   uint8
+	twcc uint8 // negotiated id of the transport-wide sequence number extension (0: none)
 	w    webrtc.TrackLocalWriter
 }
 
 func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, d.codec.MimeType) {
-			d.binding.Store(&binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			var twcc uint8
+			for _, x := range ctx.HeaderExtensions() {
+				if x.URI == sdp.TransportCCURI {
+					twcc = uint8(x.ID)
+				}
+			}
+			d.binding.Store(&binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), twcc: twcc, w: ctx.WriteStream()})
 			return c, nil
 		}
 	}

@@ -10,7 +10,8 @@ import (
 // Stats returns a snapshot of the peer's statistics.
 func (p *Peer) Stats() PeerStats {
 	now := nanotime()
-	st := PeerStats{ID: p.id, EstimateBps: p.estimate(), AudioLevel: p.AudioLevel()}
+	es := p.est.stats()
+	st := PeerStats{ID: p.id, EstimateBps: p.estimate(), AudioLevel: p.AudioLevel(), Congestion: es.State, CongestionCuts: es.Decreases}
 	p.mu.Lock()
 	pub, sub := p.pub, p.sub
 	slots := append([]*Slot(nil), p.slots...)

@@ -18,7 +18,7 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 		return pc, nil
 	}
 	p.mu.Unlock()
-	pc, bwe, err := p.e.newSubscriberPC()
+	pc, err := p.e.newSubscriberPC()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: subscriber pc: %w", err)
 	}
@@ -28,6 +28,9 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 		if f := p.e.hooks.OnPeerState; f != nil {
 			f(p.id, Subscriber, s)
 		}
+		if s == webrtc.PeerConnectionStateConnected {
+			p.ensureDownlink(pc)
+		}
 		p.subReady.Store(s == webrtc.PeerConnectionStateConnected)
 		if s == webrtc.PeerConnectionStateConnected {
 			p.reallocate() // asks for keyframes of every pending slot
@@ -36,6 +39,9 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 	if it := pc.SCTP().Transport().ICETransport(); it != nil {
 		it.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 			p.subDirect.Store(pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP)
+			if d := p.down.Load(); d != nil {
+				d.setPair(pair)
+			}
 		})
 	}
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
@@ -61,8 +67,28 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 		return p.sub, nil
 	}
 	p.sub = pc
-	p.bwe = bwe
 	return pc, nil
+}
+
+// ensureDownlink takes the leg's SRTP keys once its DTLS is up (srtpout.go).
+// It runs once per leg: an ICE reconnect keeps the DTLS session, and a new
+// context would restart the rollover counters the receiver is tracking.
+func (p *Peer) ensureDownlink(pc *webrtc.PeerConnection) {
+	if p.down.Load() != nil {
+		return
+	}
+	d, err := newDownlink(pc)
+	if err != nil {
+		p.log.Warn("own SRTP output unavailable, using Pion's writer", "err", err)
+		return
+	}
+	it := pc.SCTP().Transport().ICETransport()
+	pair, _ := it.GetSelectedCandidatePair()
+	d.setPair(pair)
+	p.down.Store(d)
+	if again, _ := it.GetSelectedCandidatePair(); again != pair { // changed meanwhile
+		d.setPair(again)
+	}
 }
 
 // AddSlot adds an outgoing slot (a new sendonly transceiver) on the

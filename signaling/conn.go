@@ -35,7 +35,7 @@ type conn struct {
 	authAt  time.Time // when its credential was checked (the upgrade)
 	ctx     context.Context
 	cancel  context.CancelFunc
-	out     chan outMsg
+	out     chan *outMsg // pointers: the queue is allocated in full per connection
 	in      chan []byte
 	ctl     chan func()
 	closing atomic.Bool
@@ -58,7 +58,7 @@ type conn struct {
 func newConn(s *Service, ws *websocket.Conn, p auth.Principal) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{svc: s, ws: ws, p: p, staffID: p.UserID, authAt: time.Now(), ctx: ctx, cancel: cancel,
-		out: make(chan outMsg, s.cfg.SendQueue), in: make(chan []byte, 16), ctl: make(chan func(), 64)}
+		out: make(chan *outMsg, s.cfg.SendQueue), in: make(chan []byte, 16), ctl: make(chan func(), 64)}
 	if p.IsEndpoint() {
 		c.staffID = 0
 	}
@@ -90,7 +90,7 @@ func (c *conn) sendRaw(b []byte) {
 		return
 	}
 	select {
-	case c.out <- outMsg{data: b}:
+	case c.out <- &outMsg{data: b}:
 	default:
 		c.svc.log.Warn("signaling: slow client disconnected", "peer", c.peerID, "actor", c.p.Actor())
 		c.abort()
@@ -108,7 +108,7 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 		return
 	}
 	select {
-	case c.out <- outMsg{closeCode: code, closeReason: reason}:
+	case c.out <- &outMsg{closeCode: code, closeReason: reason}:
 	default:
 		c.abort()
 	}

@@ -62,7 +62,7 @@ func fuzzService(t testing.TB) *Service {
 // fuzzConn is a connection with no socket: what it would send stays in out.
 func fuzzConn(s *Service, p auth.Principal) *conn {
 	c := newConn(s, nil, p)
-	c.out = make(chan outMsg, 1<<14)
+	c.out = make(chan *outMsg, 1<<14)
 	return c
 }
 

@@ -19,7 +19,7 @@ func testRoom(codes ...string) *Room {
 }
 
 func fakeConn(code, peerID, role string, staff int64) *conn {
-	return &conn{code: code, peerID: peerID, role: role, staffID: staff, out: make(chan outMsg, 1024)}
+	return &conn{code: code, peerID: peerID, role: role, staffID: staff, out: make(chan *outMsg, 1024)}
 }
 
 // drain returns the messages of one type queued for c.

@@ -57,6 +57,7 @@ func run() int {
 	flag.StringVar(&o.Repo, "repo", ".", "module root, where go build runs")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the temporary folder (server log, data)")
 	flag.StringVar(&o.JSON, "json", "", "also write the figures as JSON to this file")
+	flag.StringVar(&o.ProfilePrefix, "profiles", "", "save the server's goroutine and heap profiles at start and end as PREFIX-NAME-WHEN.txt")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -31,6 +31,7 @@ type target struct {
 	Tokens  map[string]string // endpoint code → join token
 	Codes   []string          // roster order, without the command room
 	Leader  string            // leader's bearer token
+	Admin   string            // an admin's bearer token for /debug/pprof ("" for -url targets)
 	LogPath string
 	PID     int
 	stop    func()
@@ -109,6 +110,16 @@ func startServer(ctx context.Context, o Options, dir string, logf func(string, .
 	if _, err := st.CreateUser(ctx, "soak", "soak-leader", auth.RoleLeader, h); err != nil {
 		return nil, err
 	}
+	// An admin reads the goroutine and heap profiles at the start and the
+	// end, so a drift comes with what drifted.
+	adminPW := auth.NewPassword()
+	ah, err := auth.HashPassword(adminPW)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.CreateUser(ctx, "soak", "soak-admin", auth.RoleAdmin, ah); err != nil {
+		return nil, err
+	}
 
 	port, err := freePort()
 	if err != nil {
@@ -170,6 +181,10 @@ func startServer(ctx context.Context, o Options, dir string, logf func(string, .
 		time.Sleep(100 * time.Millisecond)
 	}
 	logf("opscenter pid %d ready at %s (log %s)", t.PID, t.URL, t.LogPath)
+	if t.Admin, err = login(ctx, t.URL, "soak-admin", adminPW); err != nil {
+		t.stop()
+		return nil, err
+	}
 	if t.Leader, err = login(ctx, t.URL, "soak-leader", pw); err != nil {
 		return nil, err
 	}
@@ -270,4 +285,33 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// saveProfile writes the server's named pprof profile (debug text form) to
+// file. Used with the admin token of a local target.
+func saveProfile(ctx context.Context, t *target, name, file string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", t.URL+"/debug/pprof/"+name+"?debug=1", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+t.Admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", name, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

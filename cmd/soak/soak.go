@@ -30,6 +30,7 @@ type Options struct {
 	Bin, Repo                                  string
 	Keep                                       bool
 	JSON                                       string
+	ProfilePrefix                              string // save pprof text profiles as PREFIX-{goroutine,heap}-{start,end}.txt
 }
 
 // Report is the outcome.
@@ -43,6 +44,7 @@ type Report struct {
 	End         Sample        `json:"end"`
 	ConnectedAt int           `json:"connected_at_end"`
 	Failures    []string      `json:"failures"`
+	Profiles    []string      `json:"profiles,omitempty"` // goroutine and heap profiles, start and end
 	ServerLog   string        `json:"server_log,omitempty"`
 }
 
@@ -218,6 +220,20 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 		return nil, err
 	}
 	logf("start: %v", rep.Start)
+	profiles := func(when string) {
+		if t.Admin == "" || o.ProfilePrefix == "" {
+			return
+		}
+		for _, name := range []string{"goroutine", "heap"} {
+			f := fmt.Sprintf("%s-%s-%s.txt", o.ProfilePrefix, name, when)
+			if err := saveProfile(ctx, t, name, f); err != nil {
+				logf("profile %s: %v", name, err)
+				continue
+			}
+			rep.Profiles = append(rep.Profiles, f)
+		}
+	}
+	profiles("start")
 
 	// The run: churn, floor changes, progress lines.
 	runStart := time.Now()
@@ -278,6 +294,7 @@ progress:
 		return nil, err
 	}
 	logf("end: %v", rep.End)
+	profiles("end")
 	rep.Failures = check(rep.Start, rep.End, rep.Duration, DefaultLimits)
 	if rep.ConnectedAt != len(codes) {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d of %d endpoints connected at the end", rep.ConnectedAt, len(codes)))
