@@ -35,7 +35,7 @@ type conn struct {
 	authAt  time.Time // when its credential was checked (the upgrade)
 	ctx     context.Context
 	cancel  context.CancelFunc
-	out     chan *outMsg // pointers: the queue is allocated in full per connection
+	out     *sendQueue
 	in      chan []byte
 	ctl     chan func()
 	closing atomic.Bool
@@ -58,7 +58,7 @@ type conn struct {
 func newConn(s *Service, ws *websocket.Conn, p auth.Principal) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{svc: s, ws: ws, p: p, staffID: p.UserID, authAt: time.Now(), ctx: ctx, cancel: cancel,
-		out: make(chan *outMsg, s.cfg.SendQueue), in: make(chan []byte, 16), ctl: make(chan func(), 64)}
+		out: newSendQueue(s.cfg.SendQueue), in: make(chan []byte, 16), ctl: make(chan func(), 64)}
 	if p.IsEndpoint() {
 		c.staffID = 0
 	}
@@ -89,9 +89,7 @@ func (c *conn) sendRaw(b []byte) {
 	if c.closing.Load() {
 		return
 	}
-	select {
-	case c.out <- &outMsg{data: b}:
-	default:
+	if !c.out.push(&outMsg{data: b}) {
 		c.svc.log.Warn("signaling: slow client disconnected", "peer", c.peerID, "actor", c.p.Actor())
 		c.abort()
 	}
@@ -107,9 +105,7 @@ func (c *conn) closeAfter(code websocket.StatusCode, reason string) {
 	if c.closing.Swap(true) {
 		return
 	}
-	select {
-	case c.out <- &outMsg{closeCode: code, closeReason: reason}:
-	default:
+	if !c.out.push(&outMsg{closeCode: code, closeReason: reason}) {
 		c.abort()
 	}
 }
@@ -215,23 +211,30 @@ func (c *conn) readLoop() {
 // writeLoop writes queued messages with a deadline each.
 func (c *conn) writeLoop() {
 	for {
-		select {
-		case m := <-c.out:
-			if m.data != nil {
-				ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.WriteTimeout)
-				err := c.ws.Write(ctx, websocket.MessageText, m.data)
-				cancel()
-				if err != nil {
-					c.abort()
-					return
-				}
-			}
-			if m.closeCode != 0 {
-				_ = c.ws.Close(m.closeCode, m.closeReason) // bounded by the library (5 s)
-				c.cancel()
+		m, ok := c.out.pop()
+		if !ok {
+			select {
+			case <-c.out.ready:
+				continue
+			case <-c.ctx.Done():
 				return
 			}
-		case <-c.ctx.Done():
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		if m.data != nil {
+			ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, m.data)
+			cancel()
+			if err != nil {
+				c.abort()
+				return
+			}
+		}
+		if m.closeCode != 0 {
+			_ = c.ws.Close(m.closeCode, m.closeReason) // bounded by the library (5 s)
+			c.cancel()
 			return
 		}
 	}

@@ -62,7 +62,7 @@ func fuzzService(t testing.TB) *Service {
 // fuzzConn is a connection with no socket: what it would send stays in out.
 func fuzzConn(s *Service, p auth.Principal) *conn {
 	c := newConn(s, nil, p)
-	c.out = make(chan *outMsg, 1<<14)
+	c.out = newSendQueue(1 << 14)
 	return c
 }
 
@@ -87,15 +87,14 @@ func joinedConn(t testing.TB, s *Service, leader bool) *conn {
 func drainAll(c *conn) []Envelope {
 	var out []Envelope
 	for {
-		select {
-		case m := <-c.out:
-			if m.data != nil {
-				var env Envelope
-				_ = json.Unmarshal(m.data, &env)
-				out = append(out, env)
-			}
-		default:
+		m, ok := c.out.pop()
+		if !ok {
 			return out
+		}
+		if m.data != nil {
+			var env Envelope
+			_ = json.Unmarshal(m.data, &env)
+			out = append(out, env)
 		}
 	}
 }

@@ -19,21 +19,20 @@ func testRoom(codes ...string) *Room {
 }
 
 func fakeConn(code, peerID, role string, staff int64) *conn {
-	return &conn{code: code, peerID: peerID, role: role, staffID: staff, out: make(chan *outMsg, 1024)}
+	return &conn{code: code, peerID: peerID, role: role, staffID: staff, out: newSendQueue(1024)}
 }
 
 // drain returns the messages of one type queued for c.
 func drain(c *conn, typ string) []Envelope {
 	var out []Envelope
 	for {
-		select {
-		case m := <-c.out:
-			var env Envelope
-			if json.Unmarshal(m.data, &env) == nil && env.Type == typ {
-				out = append(out, env)
-			}
-		default:
+		m, ok := c.out.pop()
+		if !ok {
 			return out
+		}
+		var env Envelope
+		if json.Unmarshal(m.data, &env) == nil && env.Type == typ {
+			out = append(out, env)
 		}
 	}
 }

@@ -32,7 +32,7 @@ type Config struct {
 	MaxMessageBytes int           // default 64 KiB; larger messages close the connection with 1009
 	RatePerSecond   float64       // token bucket refill, default 50 messages/s
 	RateBurst       int           // bucket size, default 100
-	SendQueue       int           // queued messages per connection before it counts as slow, default 512
+	SendQueue       int           // queued messages per connection before it counts as slow, default 4096 (memory is per message queued)
 	WriteTimeout    time.Duration // per message, default 5 s
 	PingInterval    time.Duration // default 5 s: a dead WebSocket is noticed within two intervals
 	StatsInterval   time.Duration // default 2 s
@@ -52,7 +52,7 @@ func (c *Config) defaults() {
 		c.RateBurst = 100
 	}
 	if c.SendQueue <= 0 {
-		c.SendQueue = 512
+		c.SendQueue = 4096
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
