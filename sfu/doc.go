@@ -103,16 +103,18 @@
 // feeds a send-side estimator in the manner of Google Congestion Control
 // (estimator.go: trendline delay detector, AIMD rate control, loss-based
 // cap), once per feedback packet rather than per media packet. Each slot
-// sends its own sender reports (every second). Twice a second, and on every
-// control change, a Peer's
-// allocator distributes 90% of the estimate (minus an audio reserve) over
-// its video slots in creation order: every watched slot gets layer 0, then
+// sends its own sender reports (every second).
+//
+// Twice a second, and on every control change, a Peer's allocator
+// distributes 90% of the estimate (minus an audio reserve) over its video
+// slots in creation order: every watched slot gets layer 0, then
 // slots are upgraded one layer at a time while the measured layer bitrates
 // fit. The result per slot is a target layer = min(requested, what bandwidth
 // allows) and an effective layer = the best active layer at or below the
-// target. Because the estimator never estimates far above what is actually sent, a
-// capped slot probes upwards now and then (after 10 s, backing off to 80 s on
-// failure) by allowing 1.5× the estimate for 4 s. Peer.SetMaxBitrate adds a
+// target. Because the estimator never estimates far above what is actually
+// sent, a capped slot probes upwards now and then (after 10 s, backing off
+// to 80 s on failure) by allowing 1.5× the estimate, and at least the next
+// layer of the first capped slot, for 4 s. Peer.SetMaxBitrate adds a
 // static cap (weak links, tests).
 //
 // # Layer demand and pausing

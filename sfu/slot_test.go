@@ -176,25 +176,7 @@ func BenchmarkFanout(b *testing.B) {
 	for i := 0; i < 100; i++ {
 		slots = append(slots, r.slot(&fakeWriter{}))
 	}
-	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 1280, Height: 720, Bitrate: 1_500_000, KeyframeInterval: -1, SSRC: 3})
-	var pkts []*rtp.Packet
-	now := time.Unix(0, 0)
-	for len(pkts) < 1000 {
-		now = now.Add(33 * time.Millisecond)
-		_ = v.NextFrame(now, func(p *rtp.Packet) error { c := p.Clone(); pkts = append(pkts, c); return nil })
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		p := pkts[i%len(pkts)]
-		p.SequenceNumber = uint16(i)
-		r.ingest(p)
-	}
-	b.StopTimer()
-	for _, s := range slots {
-		s.close()
-		s.wg.Wait()
-	}
+	runFanoutBench(b, r, slots)
 }
 
 // directSlot is a slot whose subscriber path is UDP: readers write to it inline.
@@ -246,25 +228,7 @@ func BenchmarkFanoutDirect(b *testing.B) {
 	for i := 0; i < 100; i++ {
 		slots = append(slots, r.directSlot(&fakeWriter{}))
 	}
-	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 1280, Height: 720, Bitrate: 1_500_000, KeyframeInterval: -1, SSRC: 3})
-	var pkts []*rtp.Packet
-	now := time.Unix(0, 0)
-	for len(pkts) < 1000 {
-		now = now.Add(33 * time.Millisecond)
-		_ = v.NextFrame(now, func(p *rtp.Packet) error { c := p.Clone(); pkts = append(pkts, c); return nil })
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		p := pkts[i%len(pkts)]
-		p.SequenceNumber = uint16(i)
-		r.ingest(p)
-	}
-	b.StopTimer()
-	for _, s := range slots {
-		s.close()
-		s.wg.Wait()
-	}
+	runFanoutBench(b, r, slots)
 }
 
 // TestIdleWriterExits: a queued-path writer goroutine exits after WriterIdle without
@@ -305,4 +269,29 @@ func TestIdleWriterExits(t *testing.T) {
 	w.mu.Unlock()
 	s.close()
 	s.wg.Wait()
+}
+
+// runFanoutBench feeds 720p VP8 packets through the rig's layer b.N times
+// (one op = one packet fanned out to every slot), then closes the slots.
+func runFanoutBench(b *testing.B, r *unitRig, slots []*Slot) {
+	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 1280, Height: 720, Bitrate: 1_500_000, KeyframeInterval: -1, SSRC: 3})
+	var pkts []*rtp.Packet
+	now := time.Unix(0, 0)
+	for len(pkts) < 1000 {
+		now = now.Add(33 * time.Millisecond)
+		_ = v.NextFrame(now, func(p *rtp.Packet) error { c := p.Clone(); pkts = append(pkts, c); return nil })
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := pkts[i%len(pkts)]
+		p.SequenceNumber = uint16(i)
+		r.ingest(p)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(slots)), "ns/subscriber")
+	for _, s := range slots {
+		s.close()
+		s.wg.Wait()
+	}
 }

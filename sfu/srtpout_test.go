@@ -183,26 +183,7 @@ func BenchmarkFanoutOwnSRTP(b *testing.B) {
 		s.dt.binding.Store(&binding{ssrc: bd.ssrc, pt: bd.pt, twcc: 3, w: bd.w})
 		slots = append(slots, s)
 	}
-	v := media.NewVideo(media.VideoConfig{Code: "22", Width: 1280, Height: 720, Bitrate: 1_500_000, KeyframeInterval: -1, SSRC: 3})
-	var pkts []*rtp.Packet
-	now := time.Unix(0, 0)
-	for len(pkts) < 1000 {
-		now = now.Add(33 * time.Millisecond)
-		_ = v.NextFrame(now, func(p *rtp.Packet) error { c := p.Clone(); pkts = append(pkts, c); return nil })
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		p := pkts[i%len(pkts)]
-		p.SequenceNumber = uint16(i)
-		r.ingest(p)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/190, "ns/subscriber")
-	for _, s := range slots {
-		s.close()
-		s.wg.Wait()
-	}
+	runFanoutBench(b, r, slots)
 }
 
 type discard struct{}

@@ -102,22 +102,14 @@ func startServer(ctx context.Context, o Options, dir string, logf func(string, .
 			t.Codes = append(t.Codes, e.Code)
 		}
 	}
-	pw := auth.NewPassword()
-	h, err := auth.HashPassword(pw)
+	pw, err := newUser(ctx, st, "soak-leader", auth.RoleLeader)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := st.CreateUser(ctx, "soak", "soak-leader", auth.RoleLeader, h); err != nil {
 		return nil, err
 	}
 	// An admin reads the goroutine and heap profiles at the start and the
 	// end, so a drift comes with what drifted.
-	adminPW := auth.NewPassword()
-	ah, err := auth.HashPassword(adminPW)
+	adminPW, err := newUser(ctx, st, "soak-admin", auth.RoleAdmin)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := st.CreateUser(ctx, "soak", "soak-admin", auth.RoleAdmin, ah); err != nil {
 		return nil, err
 	}
 
@@ -314,4 +306,17 @@ func saveProfile(ctx context.Context, t *target, name, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// newUser creates a staff account with a generated password and returns it.
+func newUser(ctx context.Context, st *store.Store, name string, role auth.Role) (string, error) {
+	pw := auth.NewPassword()
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		return "", err
+	}
+	if _, err := st.CreateUser(ctx, "soak", name, role, h); err != nil {
+		return "", fmt.Errorf("create %s: %w", name, err)
+	}
+	return pw, nil
 }
