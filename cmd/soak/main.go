@@ -47,7 +47,7 @@ func run() int {
 	flag.Float64Var(&o.ChurnPerMin, "churn", 5, "joins and leaves per minute")
 	flag.DurationVar(&o.FloorEvery, "floor-every", 30*time.Second, "the leader gives the floor to the next endpoint this often (0: never)")
 	flag.IntVar(&o.FPS, "fps", 5, "video frame rate of the synthetic endpoints")
-	flag.DurationVar(&o.Warmup, "warmup", 60*time.Second, "wait after everyone joined before the start figures")
+	flag.DurationVar(&o.Warmup, "warmup", 5*time.Minute, "run (with churn and floor changes) after everyone joined before the start figures: RSS settles in the first minutes as buffers and the GC's heap goal grow to their working size")
 	flag.DurationVar(&o.Window, "window", 20*time.Second, "scrape window for each of the start and end figures")
 	flag.StringVar(&o.URL, "url", "", "soak a running server at this base URL (default: start one)")
 	flag.StringVar(&o.TokensCSV, "tokens", "", "with -url: CSV from `opscenter endpoint token --all --rotate`")

@@ -37,6 +37,7 @@ type Options struct {
 type Report struct {
 	Endpoints   int           `json:"endpoints"`
 	Duration    time.Duration `json:"duration_ns"`
+	Warmup      time.Duration `json:"warmup_ns"`
 	Joins       int64         `json:"churn_joins"`
 	Leaves      int64         `json:"churn_leaves"`
 	FloorMoves  int64         `json:"floor_moves"`
@@ -51,8 +52,8 @@ type Report struct {
 // Text is the human summary.
 func (r Report) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "soak: %d endpoints for %v, churn %d joins / %d leaves, %d floor changes\n",
-		r.Endpoints, r.Duration.Round(time.Second), r.Joins, r.Leaves, r.FloorMoves)
+	fmt.Fprintf(&b, "soak: %d endpoints for %v after a %v warm-up; over both, churn %d joins / %d leaves, %d floor changes\n",
+		r.Endpoints, r.Duration.Round(time.Second), r.Warmup.Round(time.Second), r.Joins, r.Leaves, r.FloorMoves)
 	fmt.Fprintf(&b, "  start: %v\n  end:   %v\n", r.Start, r.End)
 	if r.Start.Goroutines > 0 {
 		fmt.Fprintf(&b, "  change: goroutines %+.2f%%, heap %+.1f%%, RSS %+.1f MiB\n",
@@ -154,7 +155,7 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 		return nil, err
 	}
 	defer t.stop()
-	rep := &Report{Endpoints: min(o.Endpoints, len(t.Codes)), ServerLog: t.LogPath}
+	rep := &Report{Endpoints: min(o.Endpoints, len(t.Codes)), Warmup: o.Warmup, ServerLog: t.LogPath}
 	codes := t.Codes[:rep.Endpoints]
 	metricsURL := t.URL + "/metrics"
 
@@ -212,7 +213,39 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 	if !waitUntil(ctx, 3*time.Minute, func() bool { return fl.connected() == len(codes) }) {
 		return nil, fmt.Errorf("only %d of %d endpoints connected 3 min after joining", fl.connected(), len(codes))
 	}
-	logf("%d endpoints joined and connected in %v; warming up %v", len(codes), time.Since(joinStart).Round(time.Second), o.Warmup)
+	logf("%d endpoints joined and connected in %v; warming up %v (with churn and floor changes)", len(codes), time.Since(joinStart).Round(time.Second), o.Warmup)
+
+	// Churn and floor changes start with the warm-up, so the start figures
+	// are taken in the same regime as the end ones: the first floor changes
+	// and rejoins allocate caches and buffers that then stay in use.
+	bgCtx, bgCancel := context.WithCancel(ctx)
+	defer bgCancel()
+	var bg sync.WaitGroup
+	if o.ChurnPerMin > 0 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			churn(bgCtx, o, codes, t, fl, dial, rep, logf)
+		}()
+	}
+	if o.FloorEvery > 0 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			tk := time.NewTicker(o.FloorEvery)
+			defer tk.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-bgCtx.Done():
+					return
+				case <-tk.C:
+				}
+				if _, err := console.Send(signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[i%len(codes)]}); err == nil {
+					atomic.AddInt64(&rep.FloorMoves, 1)
+				}
+			}
+		}()
+	}
 	if !sleepCtx(ctx, o.Warmup) {
 		return nil, ctx.Err()
 	}
@@ -235,36 +268,10 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 	}
 	profiles("start")
 
-	// The run: churn, floor changes, progress lines.
+	// The run: progress lines while churn and floor changes go on.
 	runStart := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
-	var bg sync.WaitGroup
-	if o.ChurnPerMin > 0 {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			churn(runCtx, o, codes, t, fl, dial, rep, logf)
-		}()
-	}
-	if o.FloorEvery > 0 {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			tk := time.NewTicker(o.FloorEvery)
-			defer tk.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-runCtx.Done():
-					return
-				case <-tk.C:
-				}
-				if _, err := console.Send(signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[i%len(codes)]}); err == nil {
-					atomic.AddInt64(&rep.FloorMoves, 1)
-				}
-			}
-		}()
-	}
 	tk := time.NewTicker(time.Minute)
 progress:
 	for {
@@ -281,6 +288,7 @@ progress:
 		}
 	}
 	tk.Stop()
+	bgCancel()
 	bg.Wait()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
