@@ -283,38 +283,43 @@ func (s *Server) Forward(ctx context.Context) (ForwardStats, error) {
 func (s *Server) Profile(ctx context.Context, d time.Duration, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.DebugURL, int(d.Seconds())), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	return err
+	return Download(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.DebugURL, int(d.Seconds())), "", file)
 }
 
 // HeapProfile fetches the server's heap profile into file.
 func (s *Server) HeapProfile(ctx context.Context, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.DebugURL+"/debug/pprof/heap", nil)
+	return Download(ctx, s.DebugURL+"/debug/pprof/heap", "", file)
+}
+
+// Download GETs url (with a bearer token, if any) into file; a status other
+// than 200 is an error and leaves no file.
+func Download(ctx context.Context, url, bearer, file string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
 	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	return err
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 20 s) and removes

@@ -22,6 +22,7 @@ import (
 	"github.com/opscenter/opscenter/internal/app"
 	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/internal/pgembed"
+	"github.com/opscenter/opscenter/loadgen"
 	"github.com/opscenter/opscenter/store"
 )
 
@@ -284,28 +285,7 @@ func tail(b []byte, n int) string {
 func saveProfile(ctx context.Context, t *target, name, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", t.URL+"/debug/pprof/"+name+"?debug=1", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+t.Admin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof %s: %s", name, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return loadgen.Download(ctx, t.URL+"/debug/pprof/"+name+"?debug=1", t.Admin, file)
 }
 
 // newUser creates a staff account with a generated password and returns it.
