@@ -39,12 +39,8 @@ type estimatorStats struct {
 
 // Constants follow libwebrtc's names and values where one exists.
 const (
-	// estThroughRatio: overuse counts only while the acked rate is below
-	// this share of the sent rate over the same window.
-	estThroughRatio = 0.9
-	estOveruseHold  = 1 * estS
-	estMs           = int64(1_000_000) // ns
-	estS            = 1000 * estMs
+	estMs = int64(1_000_000) // ns
+	estS  = 1000 * estMs
 
 	// Inter-arrival grouping.
 	estGroupSpan      = 5 * estMs // packets sent within 5 ms of a group's first packet are one burst
@@ -69,7 +65,12 @@ const (
 	// Acknowledged bitrate.
 	estAckedWindow = 500 * estMs
 
-	// AIMD rate control.
+	// AIMD rate control. Ours, not libwebrtc's: an overuse counts only while
+	// the acked rate is below estThroughRatio of the sent rate over the same
+	// window, or once it has lasted estOveruseHold (busy Pion clients stamp
+	// arrivals late).
+	estThroughRatio    = 0.9
+	estOveruseHold     = 1 * estS
 	estBeta            = 0.85
 	estReduceInterval  = 200 * estMs // RTT unknown: libwebrtc clamps rtt to at most 200 ms here
 	estIncreaseFactor  = 1.08        // per second while far from the link capacity
