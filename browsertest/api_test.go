@@ -10,7 +10,7 @@ import (
 
 // call sends a JSON request with a bearer token (a staff login token or an
 // endpoint's join token) and decodes the answer into out.
-func call(t *testing.T, method, url, token string, body, out any) int {
+func call(t testing.TB, method, url, token string, body, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -46,7 +46,7 @@ func call(t *testing.T, method, url, token string, body, out any) int {
 }
 
 // staffToken logs in through the API and returns the session token.
-func staffToken(t *testing.T, base, user, pw string) string {
+func staffToken(t testing.TB, base, user, pw string) string {
 	t.Helper()
 	var out struct{ Token string }
 	if st := call(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": user, "password": pw}, &out); st != 200 {

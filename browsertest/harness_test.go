@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/opscenter/opscenter/auth"
@@ -25,7 +26,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
 // skipOrFail skips, except in CI where a skipped test is a failure.
-func skipOrFail(t *testing.T, format string, args ...any) {
+func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf(format, args...)
@@ -41,7 +42,7 @@ var chromium struct {
 
 // chromiumPath finds Chromium, installing Debian's package when it is missing and we
 // are root (bounded by a timeout).
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	chromium.once.Do(func() {
 		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -79,7 +80,7 @@ func tail(b []byte, n int) []byte {
 }
 
 // moduleRoot is the folder with go.mod, above this package.
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -96,7 +97,7 @@ func moduleRoot(t *testing.T) string {
 }
 
 // outputDir is test-output/ at the module root (gitignored), for screenshots and logs.
-func outputDir(t *testing.T) string {
+func outputDir(t testing.TB) string {
 	t.Helper()
 	d := filepath.Join(moduleRoot(t), "test-output")
 	if err := os.MkdirAll(d, 0o755); err != nil {
@@ -112,7 +113,7 @@ var binary struct {
 }
 
 // buildBinary builds ./cmd/opscenter once per test run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	binary.once.Do(func() {
 		dir, err := os.MkdirTemp("", "opscenter-bin-")
@@ -135,7 +136,7 @@ func buildBinary(t *testing.T) string {
 	return binary.path
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -154,13 +155,13 @@ type server struct {
 }
 
 // startServer runs the built binary on a fresh test database.
-func startServer(t *testing.T) *server {
+func startServer(t testing.TB) *server {
 	t.Helper()
 	return startServerDSN(t, storetest.DSN(t))
 }
 
 // startServerDSN runs the built binary on the database at dsn.
-func startServerDSN(t *testing.T, dsn string) *server {
+func startServerDSN(t testing.TB, dsn string) *server {
 	t.Helper()
 	bin := buildBinary(t)
 	port := freePort(t)
@@ -175,6 +176,7 @@ func startServerDSN(t *testing.T, dsn string) *server {
 	cmd.Env = append(os.Environ(),
 		"OPSCENTER_DATABASE_URL="+dsn,
 		fmt.Sprintf("OPSCENTER_HTTP_ADDR=127.0.0.1:%d", port),
+		"OPSCENTER_METRICS_ADDR=127.0.0.1:0", // a free port: parallel servers
 		"OPSCENTER_HTTP_PUBLIC_URL="+url,
 		"OPSCENTER_MEDIA_UDP_PORT=0",
 		"OPSCENTER_MEDIA_TCP_PORT=0",
@@ -227,7 +229,7 @@ func startServerDSN(t *testing.T, dsn string) *server {
 }
 
 // user creates a staff account and returns its password.
-func (s *server) user(t *testing.T, name string, role auth.Role) string {
+func (s *server) user(t testing.TB, name string, role auth.Role) string {
 	t.Helper()
 	pw := "password-" + name + "-long"
 	h, err := auth.HashPassword(pw)
@@ -241,7 +243,7 @@ func (s *server) user(t *testing.T, name string, role auth.Role) string {
 }
 
 // joinLink issues an endpoint's join link.
-func (s *server) joinLink(t *testing.T, code string) string {
+func (s *server) joinLink(t testing.TB, code string) string {
 	t.Helper()
 	tok, err := s.Store.IssueEndpointToken(context.Background(), "test", code)
 	if err != nil {
@@ -252,7 +254,7 @@ func (s *server) joinLink(t *testing.T, code string) string {
 
 // startSession creates and starts a session through the store; the server hears of
 // it through the event bus.
-func (s *server) startSession(t *testing.T) store.Session {
+func (s *server) startSession(t testing.TB) store.Session {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
@@ -273,12 +275,12 @@ type browser struct {
 	name   string
 	ctx    context.Context
 	cancel context.CancelFunc
-	t      *testing.T
+	t      testing.TB
 }
 
 // newBrowser starts Chromium with the flags of WEBRTC-NOTES.md and, when camera is
 // not empty, that y4m file as its camera.
-func newBrowser(t *testing.T, name, camera string) *browser {
+func newBrowser(t testing.TB, name, camera string) *browser {
 	t.Helper()
 	path := chromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{
@@ -320,6 +322,90 @@ func newBrowser(t *testing.T, name, camera string) *browser {
 	b.cancel = func() { bcancel(); acancel() }
 	t.Cleanup(b.close)
 	return b
+}
+
+// tab opens another tab in b's Chromium. With isolated, the tab gets its own
+// browser context (its own cookies and storage, as another device would have);
+// otherwise it shares b's cookies, as a second tab of one person's browser does.
+func (b *browser) tab(name string, isolated bool) *browser {
+	b.t.Helper()
+	var opts []chromedp.ContextOption
+	if isolated {
+		opts = append(opts, chromedp.WithNewBrowserContext())
+	}
+	ctx, cancel := chromedp.NewContext(b.ctx, opts...)
+	if err := chromedp.Do(ctx); err != nil { // opens the tab
+		cancel()
+		b.t.Fatalf("%s: open tab: %v", name, err)
+	}
+	nb := &browser{name: name, ctx: ctx, t: b.t, cancel: cancel}
+	b.t.Cleanup(nb.close)
+	return nb
+}
+
+// initScript runs js in every document the tab loads from now on, before the
+// page's own scripts (instrumentation such as counting PeerConnections).
+func (b *browser) initScript(js string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js}); err != nil {
+		b.t.Fatalf("%s: init script: %v", b.name, err)
+	}
+}
+
+// consoleLog collects what a tab writes to its console.
+type consoleLog struct {
+	mu   sync.Mutex
+	msgs []chromedp.ConsoleMessage
+}
+
+// watchConsole records the tab's console from now on: calls of the console API,
+// uncaught exceptions, unhandled promise rejections and the browser log.
+func (b *browser) watchConsole() *consoleLog {
+	cl := &consoleLog{}
+	msgs := chromedp.Console(b.ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			cl.mu.Lock()
+			cl.msgs = append(cl.msgs, m)
+			cl.mu.Unlock()
+		}
+	}()
+	return cl
+}
+
+// problems are the uncaught exceptions, unhandled rejections and console errors.
+func (cl *consoleLog) problems() []string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var out []string
+	for _, m := range cl.msgs {
+		if m.IsException() || m.Type == chromedp.ConsoleError {
+			where := ""
+			if m.URL != "" {
+				where = fmt.Sprintf(" (%s:%d)", m.URL, m.Line+1)
+			}
+			out = append(out, m.String()+where)
+		}
+	}
+	return out
+}
+
+// warnings are the console warnings (recovered errors the page logged).
+func (cl *consoleLog) warnings() []string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var out []string
+	for _, m := range cl.msgs {
+		if m.Type == chromedp.ConsoleWarning {
+			out = append(out, m.Text)
+		}
+	}
+	return out
 }
 
 func (b *browser) close() {

@@ -37,10 +37,10 @@ func TestReportQueuedThroughDatabaseOutage(t *testing.T) {
 	cam := filepath.Join(t.TempDir(), "red.y4m")
 	writeY4M(t, cam, palette["red"])
 	b := newBrowser(t, "endpoint-"+code, cam)
-	b.run(20*time.Second, chromedp.Navigate(srv.joinLink(t, code)))
-	waitFor(b, "device check", `window.__ops && window.__ops.phase === 'devicecheck'`, 20*time.Second)
+	b.run(30*time.Second, chromedp.Navigate(srv.joinLink(t, code)))
+	waitFor(b, "device check", `window.__ops && window.__ops.phase === 'devicecheck'`, 30*time.Second)
 	eval[bool](b, `(document.getElementById('joinbtn').click(), true)`)
-	waitFor(b, "joined", `window.__ops.link === 'open'`, 20*time.Second)
+	waitFor(b, "joined", `window.__ops.link === 'open'`, 30*time.Second)
 
 	// The store handle of the harness dies with the database; close it now.
 	srv.Store.Close()
@@ -52,7 +52,7 @@ func TestReportQueuedThroughDatabaseOutage(t *testing.T) {
 		document.getElementById('rtitle').value = 'Mất kết nối tại điểm bầu cử số 3'; document.getElementById('rtext').value = 'Đang dùng điện thoại';
 		document.getElementById('rtitle').dispatchEvent(new Event('input', {bubbles: true}));
 		document.querySelector('#report button[type=submit]').click(); return true; })()`)
-	waitFor(b, "report queued", `window.__ops.outbox === 1`, 10*time.Second)
+	waitFor(b, "report queued", `window.__ops.outbox === 1`, 30*time.Second)
 	time.Sleep(3 * time.Second) // several retries meet the 503
 	if n := eval[float64](b, `window.__ops.outbox`); n != 1 {
 		t.Fatalf("outbox %v during the outage, want the report kept", n)

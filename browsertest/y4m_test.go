@@ -14,7 +14,7 @@ type rgb [3]float64
 // writeY4M writes a solid-colour 640x360, 15 fps clip for Chromium's fake camera. A
 // small block moves in the top-left corner so that every frame differs (the encoder
 // keeps producing frames); tests sample the picture away from it.
-func writeY4M(t *testing.T, path string, c rgb) {
+func writeY4M(t testing.TB, path string, c rgb) {
 	t.Helper()
 	const w, h, frames = 640, 360, 15
 	f, err := os.Create(path)

@@ -13,3 +13,9 @@ var DefaultYAML []byte
 //
 //go:embed roster/*.tsv
 var Rosters embed.FS
+
+// Turnout holds the registered voters per commune for each dated roster, named like
+// the roster (synthetic, from cmd/turnoutgen; the demo and the replay load them).
+//
+//go:embed turnout/*.tsv
+var Turnout embed.FS

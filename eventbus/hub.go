@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +30,9 @@ type Hub struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	subs map[*Sub]struct{}
-	last int64
+	// last is the id of the last event handed out; -1 until the chain head has been
+	// read, so a hub that starts while PostgreSQL is away never replays the history.
+	last atomic.Int64
 }
 
 // Sub is one subscriber. C is closed when the subscriber falls too far behind (it
@@ -51,11 +54,14 @@ func (s *Sub) Close() {
 
 // New makes a hub reading from src and listening on the database at dsn.
 func New(src Source, dsn string, log *slog.Logger) *Hub {
-	return &Hub{src: src, dsn: dsn, log: log, subs: map[*Sub]struct{}{}}
+	h := &Hub{src: src, dsn: dsn, log: log, subs: map[*Sub]struct{}{}}
+	h.last.Store(-1)
+	return h
 }
 
-// Subscribe returns a subscription to events committed from now on. Callers that
-// resume backfill from the store themselves and skip ids they have already sent.
+// Subscribe returns a subscription to events committed from now on. It is cut off
+// when it falls behind: callers that must lose nothing use Follow, or backfill from
+// the store themselves and skip ids they have already seen.
 func (h *Hub) Subscribe(buffer int) *Sub {
 	s := &Sub{C: make(chan store.Event, buffer), hub: h}
 	h.mu.Lock()
@@ -66,11 +72,6 @@ func (h *Hub) Subscribe(buffer int) *Sub {
 
 // Run listens until ctx ends, reconnecting with back-off when the database goes away.
 func (h *Hub) Run(ctx context.Context) {
-	last, err := h.src.LastEventID(ctx)
-	if err != nil {
-		h.log.Warn("event hub: cannot read the chain head yet", "err", err)
-	}
-	h.last = last
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := h.listen(ctx)
@@ -101,6 +102,15 @@ func (h *Hub) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+store.NotifyChannel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if h.last.Load() < 0 {
+		// First connection: start at the chain head. What committed before is history,
+		// not news; readers that want it backfill by id.
+		head, err := h.src.LastEventID(ctx)
+		if err != nil {
+			return fmt.Errorf("read the chain head: %w", err)
+		}
+		h.last.Store(head)
+	}
 	// Catch up on anything committed while we were not listening.
 	if err := h.drain(ctx); err != nil {
 		return err
@@ -122,13 +132,13 @@ func (h *Hub) listen(ctx context.Context) error {
 // drain reads every event after the last delivered one and hands it out.
 func (h *Hub) drain(ctx context.Context) error {
 	for {
-		evs, err := h.src.EventsAfter(ctx, h.last, 500)
+		evs, err := h.src.EventsAfter(ctx, h.last.Load(), 500)
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)
 		}
 		for _, e := range evs {
 			h.publish(e)
-			h.last = e.ID
+			h.last.Store(e.ID)
 		}
 		if len(evs) < 500 {
 			return nil

@@ -182,6 +182,7 @@ func TestKill9AndRestart(t *testing.T) {
 	s.env = []string{
 		"OPSCENTER_DATABASE_URL=" + dsn,
 		fmt.Sprintf("OPSCENTER_HTTP_ADDR=127.0.0.1:%d", httpPort),
+		"OPSCENTER_METRICS_ADDR=127.0.0.1:0", // a free port: parallel servers
 		"OPSCENTER_HTTP_PUBLIC_URL=" + s.url,
 		fmt.Sprintf("OPSCENTER_MEDIA_UDP_PORT=%d", udpPort),
 		fmt.Sprintf("OPSCENTER_MEDIA_TCP_PORT=%d", tcpPort),

@@ -89,6 +89,7 @@ func StartServer(ctx context.Context, o ServerOptions) (_ *Server, err error) {
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.env = append(os.Environ(),
 		"OPSCENTER_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"OPSCENTER_METRICS_ADDR=127.0.0.1:0", // a free port: parallel servers
 		"OPSCENTER_HTTP_PUBLIC_URL="+s.URL,
 		"OPSCENTER_DATABASE_DATA_DIR="+filepath.Join(dir, "pg"),
 		"OPSCENTER_DATABASE_FALLBACK_DATA_DIR="+filepath.Join(dir, "pg-fallback"),

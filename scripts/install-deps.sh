@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what opscenter needs on a fresh Debian machine, and nothing that is there.
 #   scripts/install-deps.sh run    PostgreSQL server binaries (embedded database)
-#   scripts/install-deps.sh test   the same, plus Chromium for the browser tests
+#   scripts/install-deps.sh test   the same, plus Chromium for the browser tests and
+#                                  ffmpeg for the recorder's tests
 # Go modules are fetched by `go mod download`. Packages go in through apt as root.
 set -euo pipefail
 want=${1:-run}
@@ -16,6 +17,8 @@ if [ "$want" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
   # The fault tests cut one endpoint's path with iptables (this kernel has no netem).
   command -v iptables >/dev/null 2>&1 || need+=(iptables)
+  # The recorder's tests read their WebM files back with ffprobe and make VP8 with ffmpeg.
+  command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (make test; CI calls it). It runs vet, every package's tests with
-# real PostgreSQL, and the real-Chromium tests on their own (-p 1: 2 cores).
+# real PostgreSQL, the concurrent packages again under -race, and the real-Chromium
+# tests on their own (-p 1: 2 cores).
 # With CI=true a skipped test is a failure. Full output: test-output/test.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,10 @@ pkgs=$(go list ./... | grep -v /browsertest)
 rc=0
 echo "== go test (all packages but the browser tests)"
 go test -v -count=1 -timeout 20m $pkgs >>"$log" 2>&1 || rc=1
+# The packages with goroutines of their own, again under the race detector.
+race_pkgs="./sfu/... ./signaling/... ./eventbus/... ./journal/... ./web/... ./record/..."
+echo "== go test -race $race_pkgs"
+go test -race -v -count=1 -timeout 25m $race_pkgs >>"$log" 2>&1 || rc=1
 if go list ./browsertest >/dev/null 2>&1; then
   echo "== go test -p 1 ./browsertest (real Chromium)"
   go test -v -count=1 -p 1 -timeout 15m ./browsertest/... >>"$log" 2>&1 || rc=1

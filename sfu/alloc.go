@@ -1,5 +1,7 @@
 package sfu
 
+import "time"
+
 // Layer allocation: which simulcast layer each video slot of one subscriber
 // gets. Pure functions, so they can be table-tested.
 
@@ -100,4 +102,53 @@ func effectiveLayer(s *allocSlot, target int) int {
 		}
 	}
 	return target
+}
+
+// step allocates budget over in (into out) and runs the probe state machine
+// at time now. prev holds each slot's previous target (-1 = none). Pure but
+// for pr, so tests drive it with simulated time.
+func (pr *probeState) step(now time.Time, in []allocSlot, prev []int, budget int, out []allocResult) {
+	allocate(in, budget, out)
+	limited := false
+	for _, r := range out {
+		limited = limited || r.limited
+	}
+	if pr.active {
+		// The probe succeeded once the estimate carries the probed
+		// allocation: end it early then, so the next layer can be tried at
+		// once; after probeDuration without that it failed.
+		probed := make([]allocResult, len(in))
+		allocate(in, probeBudget(in, out, budget), probed)
+		cost := 0
+		for i, r := range probed {
+			if r.target >= 0 {
+				cost += layerCost(&in[i], r.target)
+			}
+		}
+		switch {
+		case budget >= cost:
+			pr.active = false
+			pr.interval = probeMinInterval
+			pr.next = now
+		case now.After(pr.until):
+			pr.active = false
+			pr.interval = min(pr.interval*2, probeMaxInterval)
+			pr.next = now.Add(pr.interval)
+		}
+	}
+	if !pr.active && limited && !now.Before(pr.next) {
+		pr.active = true
+		pr.until = now.Add(probeDuration)
+	}
+	if pr.active {
+		allocate(in, probeBudget(in, out, budget), out)
+		return
+	}
+	for i, r := range out {
+		if i < len(prev) && prev[i] >= 0 && r.target >= 0 && r.target < prev[i] {
+			if n := now.Add(pr.interval); n.After(pr.next) {
+				pr.next = n // downgraded by the estimate: back off probing
+			}
+		}
+	}
 }

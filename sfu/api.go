@@ -237,6 +237,22 @@ type SlotStats struct {
 	NACKed         uint64 `json:"nacked"`  // retransmitted from the cache
 }
 
+// PublishedMedia describes one kind of media on a publisher leg.
+type PublishedMedia struct {
+	// Negotiated: the publisher leg has a transceiver receiving this kind.
+	Negotiated bool `json:"negotiated"`
+	// LastRTP is when the last media RTP packet of this kind arrived (any
+	// layer; retransmissions and padding do not count). Zero if none yet.
+	LastRTP time.Time `json:"last_rtp"`
+	// Paused: every layer is paused on purpose (layer_control sent because
+	// nobody watches it), so no RTP is expected. Audio is never paused (it
+	// is gated at the SFU's egress, the microphone keeps sending).
+	Paused bool `json:"paused"`
+	// ResumedAt is when a paused layer was last asked to resume (zero if
+	// never): media is not expected before the publisher had time to obey.
+	ResumedAt time.Time `json:"resumed_at"`
+}
+
 // PeerStats is a snapshot of a peer's media statistics.
 type PeerStats struct {
 	ID          string   `json:"id"`
@@ -247,9 +263,14 @@ type PeerStats struct {
 	EstimateBps int      `json:"estimate"`    // downlink bandwidth estimate bit/s
 	// Congestion: the estimator's detector state ("normal", "overuse",
 	// "underuse") and how many times delay made it lower the estimate.
-	Congestion     string       `json:"congestion"`
-	CongestionCuts int          `json:"congestion_cuts"`
-	AudioLevel     float64      `json:"audio_level"` // smoothed 0 (silent) .. 1 (loud)
-	Video          []LayerStats `json:"video,omitempty"`
-	Slots          []SlotStats  `json:"slots"`
+	Congestion     string  `json:"congestion"`
+	CongestionCuts int     `json:"congestion_cuts"`
+	AudioLevel     float64 `json:"audio_level"` // smoothed 0 (silent) .. 1 (loud)
+	// PubVideo and PubAudio say whether media of each kind can be expected
+	// from the publisher leg and when it last arrived, so signaling can
+	// judge "media expected but none arriving" against the mute state.
+	PubVideo PublishedMedia `json:"pub_video"`
+	PubAudio PublishedMedia `json:"pub_audio"`
+	Video    []LayerStats   `json:"video,omitempty"`
+	Slots    []SlotStats    `json:"slots"`
 }

@@ -68,7 +68,8 @@ func (p *Peer) sendReports() {
 		return
 	}
 	now := time.Now()
-	ntp := toNTP(now)
+	ntp := toNTP(now) // wall time: the receiver maps it to its own NTP clock
+	mono := nanotime()
 	var pkts []rtcp.Packet
 	for _, s := range slots {
 		b := s.dt.binding.Load()
@@ -80,7 +81,7 @@ func (p *Peer) sendReports() {
 		if s.kind == webrtc.RTPCodecTypeAudio {
 			clock = 48000
 		}
-		elapsed := now.UnixNano() - s.lastAt.Load()
+		elapsed := mono - s.lastAt.Load()
 		pkts = append(pkts, &rtcp.SenderReport{
 			SSRC:        b.ssrc,
 			NTPTime:     ntp,
@@ -131,7 +132,7 @@ func (p *Peer) reallocate() {
 	p.mu.Unlock()
 
 	now := time.Now()
-	nowNs := now.UnixNano()
+	nowNs := nanotime()
 	est := p.estimate()
 	budget := est * 9 / 10
 
@@ -168,50 +169,18 @@ func (p *Peer) reallocate() {
 		videos = append(videos, vs{s, src})
 		in = append(in, a)
 	}
+	prev := make([]int, len(videos))
+	for i, v := range videos {
+		prev[i] = int(v.s.target.Load())
+	}
 	out := make([]allocResult, len(in))
-	allocate(in, budget, out)
-
-	limited := false
-	for _, r := range out {
-		limited = limited || r.limited
-	}
-	pr := &p.probe
-	if pr.active && now.After(pr.until) {
-		pr.active = false
-		// The probe succeeded if the estimate now carries the probed allocation.
-		cost := 0
-		probed := make([]allocResult, len(in))
-		allocate(in, probeBudget(in, out, budget), probed)
-		for i, r := range probed {
-			if r.target >= 0 {
-				cost += layerCost(&in[i], r.target)
-			}
-		}
-		if budget >= cost {
-			pr.interval = probeMinInterval
-		} else {
-			pr.interval = min(pr.interval*2, probeMaxInterval)
-		}
-		pr.next = now.Add(pr.interval)
-	}
-	if !pr.active && limited && now.After(pr.next) {
-		pr.active = true
-		pr.until = now.Add(probeDuration)
-	}
-	if pr.active {
-		allocate(in, probeBudget(in, out, budget), out)
-	}
+	p.probe.step(now, in, prev, budget, out)
 	for i, v := range videos {
 		r := out[i]
 		l := v.src.layer(r.effective)
 		if l == nil {
 			for j := 0; j < 3 && l == nil; j++ {
 				l = v.src.layer(j)
-			}
-		}
-		if prev := int(v.s.target.Load()); prev >= 0 && r.target >= 0 && r.target < prev && !pr.active {
-			if n := now.Add(pr.interval); n.After(pr.next) {
-				pr.next = n // downgraded by the estimate: back off probing
 			}
 		}
 		v.s.setAllocation(r.target, l)

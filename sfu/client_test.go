@@ -79,6 +79,9 @@ type clientOpts struct {
 	pcCfg  webrtc.Configuration // e.g. TURN servers and relay-only policy
 	vnet   *vnet.Net
 	dropFn func(pt uint8, seq uint16) bool // drop incoming RTP on the subscriber leg
+	// answerRole, if set, is the DTLS role the client takes when answering
+	// the subscriber offer (Pion's default is client, a=setup:active).
+	answerRole webrtc.DTLSRole
 }
 
 func newClientAPI(t *testing.T, o clientOpts) *webrtc.API {
@@ -110,6 +113,9 @@ func newClientAPI(t *testing.T, o clientOpts) *webrtc.API {
 		// The drop happens after SRTP decryption, so the retransmission would
 		// otherwise be rejected as a replay of the (already decrypted) original.
 		se.DisableSRTPReplayProtection(true)
+	}
+	if o.answerRole != 0 {
+		must(t, se.SetAnsweringDTLSRole(o.answerRole))
 	}
 	if o.vnet != nil {
 		se.SetVNet(o.vnet)

@@ -54,7 +54,12 @@
 // layers feed one slot during a switch, guards the rewriter). The write does
 // not go through Pion: once the subscriber leg's DTLS is up the slot
 // encrypts with its own SRTP context, made from the leg's keys
-// (srtpout.go), and the datagram goes into the batch of batchConn, the
+// (srtpout.go; the keys come from two unexported fields of Pion's
+// DTLSTransport, checked at NewEngine by CheckPionInternals, the DTLS role
+// from the negotiated a=setup; a leg that cannot take this path falls back
+// to Pion's writer loudly: an error log and the gauges
+// opscenter_sfu_downlink_legs{path} and opscenter_sfu_own_srtp_available),
+// and the datagram goes into the batch of batchConn, the
 // wrapper around the engine's single ICE UDP socket, which leaves in one
 // sendmmsg when the fan-out ends (never on a timer). A subscriber on ICE-TCP
 // (whose socket can stall) gets a bounded queue and its own writer
@@ -77,6 +82,10 @@
 // rather than RTPReceiver.ReadSimulcast, which races with Pion binding late
 // simulcast and RTX streams; Peer.Stats reports its arrival time as
 // Publisher.LastRTCP and a 4 s windowed loss as Publisher.RecentLoss.
+// PeerStats.PubVideo/PubAudio give, per kind, whether the publisher leg
+// negotiated it, when its last media RTP arrived, whether every layer is
+// paused on purpose and when a layer last resumed: signaling combines them
+// with the endpoint's mute state to tell media expected but not arriving.
 //
 // Retransmissions from the publisher (RTX, unwrapped by Pion and told apart
 // by interceptor attribute AttributeRtxSsrc) only fill holes in the cache and
@@ -102,8 +111,16 @@
 // its send time and size in a fixed ring, and the subscriber's TWCC feedback
 // feeds a send-side estimator in the manner of Google Congestion Control
 // (estimator.go: trendline delay detector, AIMD rate control, loss-based
-// cap), once per feedback packet rather than per media packet. Each slot
-// sends its own sender reports (every second).
+// cap), once per feedback packet rather than per media packet. A rising
+// delay alone is not congestion: receivers on a busy machine stamp
+// arrivals late and in bursts, so an overuse cuts the estimate only while
+// the acked rate falls below 90 % of the sent rate (2 s windows) or after
+// it has lasted 2.5 s; loss cuts it as before. Each slot sends its own
+// sender reports (every second).
+//
+// Media timers (PLI limiting, TWCC send times, the estimator, rates, last
+// RTP and RTCP) read nanotime, Go's monotonic clock from a base taken at
+// start; wall time is used only for RTCP's NTP fields.
 //
 // Twice a second, and on every control change, a Peer's allocator
 // distributes 90% of the estimate (minus an audio reserve) over its video
@@ -112,10 +129,14 @@
 // fit. The result per slot is a target layer = min(requested, what bandwidth
 // allows) and an effective layer = the best active layer at or below the
 // target. Because the estimator never estimates far above what is actually
-// sent, a capped slot probes upwards now and then (after 10 s, backing off
-// to 80 s on failure) by allowing 1.5× the estimate, and at least the next
-// layer of the first capped slot, for 4 s. Peer.SetMaxBitrate adds a
-// static cap (weak links, tests).
+// sent, a capped slot probes upwards (1 s after the peer starts) by
+// allowing 1.5× the estimate, and at least the next layer of the first
+// capped slot, for up to 4 s. While nothing congests, the estimate takes
+// the acked rate of the probed layer at once; the probe succeeds as soon as
+// the estimate carries the probed allocation and the next one starts at
+// once, so a subscriber with room climbs from the low to the top layer in
+// a few seconds. A failed probe backs off (3 s doubling to 80 s).
+// Peer.SetMaxBitrate adds a static cap (weak links, tests).
 //
 // # Layer demand and pausing
 //

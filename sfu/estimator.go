@@ -18,7 +18,7 @@ import (
 
 // ack is one packet reported by a TWCC feedback.
 type ack struct {
-	sent     int64 // send time at the server, unix ns (0 = unknown: ignore the packet entirely)
+	sent     int64 // send time at the server, nanotime (0 = unknown: ignore the packet entirely)
 	arrived  int64 // arrival time on the receiver's clock, ns (only differences matter); meaningful iff received
 	size     int   // bytes on the wire (RTP header + payload)
 	received bool
@@ -64,13 +64,18 @@ const (
 
 	// Acknowledged bitrate.
 	estAckedWindow = 500 * estMs
+	// Window of the throughput test that tells congestion from a receiver
+	// that stamps arrivals late: long enough that a stall of ~150 ms in its
+	// stamping moves the acked rate by far less than 1 - estThroughRatio.
+	estThroughWindow = 2 * estS
 
 	// AIMD rate control. Ours, not libwebrtc's: an overuse counts only while
-	// the acked rate is below estThroughRatio of the sent rate over the same
-	// window, or once it has lasted estOveruseHold (busy Pion clients stamp
-	// arrivals late).
+	// the acked rate is below estThroughRatio of the sent rate (both over
+	// estThroughWindow), or once it has lasted estOveruseHold. A busy
+	// receiver (Chromium or Pion on a loaded machine) stamps arrivals late
+	// and in bursts: its delay rises and falls with no queue and no loss.
 	estThroughRatio    = 0.9
-	estOveruseHold     = 1 * estS
+	estOveruseHold     = 2500 * estMs
 	estBeta            = 0.85
 	estReduceInterval  = 200 * estMs // RTT unknown: libwebrtc clamps rtt to at most 200 ms here
 	estIncreaseFactor  = 1.08        // per second while far from the link capacity
@@ -157,6 +162,7 @@ func (l *estLink) lower() float64 {
 // estAckedWindow of the latest arrival. A ring of packets rather than time
 // buckets keeps it exact; the ring only grows to the packets of one window.
 type estAckedRate struct {
+	window  int64 // 0 = estAckedWindow
 	at      []int64
 	size    []int32
 	head, n int
@@ -166,13 +172,21 @@ type estAckedRate struct {
 	started bool
 }
 
+func (r *estAckedRate) span() int64 {
+	if r.window > 0 {
+		return r.window
+	}
+	return estAckedWindow
+}
+
 func (r *estAckedRate) add(at int64, size int) {
+	w := r.span()
 	if !r.started || at < r.latest-estClockJump {
 		// first packet, or the receiver clock went back: start over
 		r.head, r.n, r.bytes = 0, 0, 0
 		r.first, r.latest, r.started = at, at, true
 	}
-	if at <= r.latest-estAckedWindow {
+	if at <= r.latest-w {
 		return // late (reordered) arrival that is already outside the window
 	}
 	if at > r.latest {
@@ -185,7 +199,7 @@ func (r *estAckedRate) add(at int64, size int) {
 	r.at[i], r.size[i] = at, int32(size)
 	r.n++
 	r.bytes += int64(size)
-	for r.n > 0 && r.at[r.head] <= r.latest-estAckedWindow {
+	for r.n > 0 && r.at[r.head] <= r.latest-w {
 		r.bytes -= int64(r.size[r.head])
 		r.head = (r.head + 1) % len(r.at)
 		r.n--
@@ -208,10 +222,11 @@ func (r *estAckedRate) grow() {
 // bps is 0 until arrivals span a whole window: a shorter span would make
 // the first packets of a stream look like a burst at a huge rate.
 func (r *estAckedRate) bps() float64 {
-	if !r.started || r.latest-r.first < estAckedWindow {
+	w := r.span()
+	if !r.started || r.latest-r.first < w {
 		return 0
 	}
-	return float64(r.bytes) * 8 * float64(estS) / float64(estAckedWindow)
+	return float64(r.bytes) * 8 * float64(estS) / float64(w)
 }
 
 // estimator: create with newEstimator, call onFeedback from one goroutine;
@@ -246,7 +261,9 @@ type estimator struct {
 	usage          estUsage
 
 	acked estAckedRate
-	sent  estAckedRate // the same packets by send time, lost ones included
+	// the throughput test: received packets by arrival, and every packet
+	// (lost ones included) by send time, over estThroughWindow
+	thruAcked, thruSent estAckedRate
 	// overSince: when the current overuse began (estNever: not in overuse)
 	overSince int64
 
@@ -291,8 +308,10 @@ func newEstimator(initialBps, minBps, maxBps int) *estimator {
 	}
 	e.delayBps = e.clamp(float64(initialBps))
 	e.lossBps = e.delayBps
+	e.thruAcked.window, e.thruSent.window = estThroughWindow, estThroughWindow
 	e.acked.grow() // typical windows fit, so steady state does not allocate
-	e.sent.grow()
+	e.thruAcked.grow()
+	e.thruSent.grow()
 	e.publish()
 	return e
 }
@@ -308,7 +327,7 @@ func (e *estimator) stats() estimatorStats {
 }
 
 // onFeedback processes one TWCC feedback: acks in transport sequence order,
-// now = unix ns at which the feedback arrived. Feedbacks without a single
+// now = nanotime at which the feedback arrived. Feedbacks without a single
 // packet of known send time change nothing.
 func (e *estimator) onFeedback(now int64, acks []ack) {
 	total, lost := 0, 0
@@ -318,12 +337,13 @@ func (e *estimator) onFeedback(now int64, acks []ack) {
 			continue // not sent by us (or history overwritten): nothing is known about it
 		}
 		total++
-		e.sent.add(a.sent, a.size)
+		e.thruSent.add(a.sent, a.size)
 		if !a.received {
 			lost++
 			continue
 		}
 		e.acked.add(a.arrived, a.size)
+		e.thruAcked.add(a.arrived, a.size)
 		e.onPacket(a.sent, a.arrived)
 	}
 	if total == 0 {
@@ -510,12 +530,16 @@ func (e *estimator) updateDelayRate(now int64, acked float64) {
 		if e.overSince == estNever {
 			e.overSince = now
 		}
-		if sent := e.sent.bps(); (acked == 0 || sent == 0 || acked >= estThroughRatio*sent) && now-e.overSince < estOveruseHold {
+		if got, sent := e.thruAcked.bps(), e.thruSent.bps(); (got == 0 || sent == 0 || got >= estThroughRatio*sent) && now-e.overSince < estOveruseHold {
 			// The delay grew but what was sent got through at the rate it
-			// was sent (or the rates are not known yet). A short blip like that is a receiver that stamps
-			// arrivals late (a busy client stamping in software), so hold
-			// rather than cut; a queue that keeps growing for
-			// estOveruseHold is real even when the overshoot is small.
+			// was sent (or the rates are not known yet): a receiver that
+			// stamps arrivals late, not a queue. Hold rather than cut, but
+			// keep what got through as a floor (see increase); a queue
+			// that keeps growing for estOveruseHold is real even when the
+			// overshoot is small.
+			if acked > e.delayBps && !e.link.valid {
+				e.delayBps = acked
+			}
 			break
 		}
 		// The detector stays in overuse while queues keep growing; the
@@ -569,6 +593,14 @@ func (e *estimator) increase(now int64, acked float64) {
 		// Do not run away above what is actually sent: an app-limited
 		// stream would otherwise "prove" any rate.
 		limit = 1.5*acked + 10_000
+		// Far from any capacity seen at overuse, what got through without
+		// queueing is a floor for the link: take it at once (libwebrtc's
+		// probe result) instead of creeping up to it, or a probe of the next
+		// layer never proves its cost in time. Near that capacity, keep
+		// the headroom the last decrease made to drain the queue.
+		if acked > e.delayBps && !e.link.valid {
+			e.delayBps = acked
+		}
 	}
 	if e.delayBps < limit {
 		dt := float64(min(max(now-e.lastChange, 0), estMaxIncreaseStep)) / float64(estS)

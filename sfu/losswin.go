@@ -10,7 +10,7 @@ const lossWindowSpan = 4 * time.Second
 
 // lossSample is a snapshot of a peer's cumulative publisher counters.
 type lossSample struct {
-	at                       int64 // unix ns
+	at                       int64 // nanotime
 	packets, lost, recovered uint64
 }
 
@@ -69,7 +69,7 @@ func lossFraction(packets, lost, recovered uint64) float64 {
 func (p *Peer) publisherCounters(now int64) lossSample {
 	s := lossSample{at: now}
 	p.mu.Lock()
-	tracks := p.tracks
+	tracks := p.tracks // copy-on-write: safe to walk after unlocking
 	p.mu.Unlock()
 	for _, t := range tracks {
 		for i := range t.layers {

@@ -43,6 +43,7 @@ type Peer struct {
 	lossWin   lossWindow // recent publisher loss (sampled by allocLoop)
 	// own downlink output and congestion control (srtpout.go, twcc.go)
 	down     atomic.Pointer[downlink]
+	legPath  atomic.Int32 // pathNone, pathOwn or pathPion: counted in Engine.legs*
 	tw       twccHistory
 	estMu    sync.Mutex // serialises feedback into est
 	est      *estimator
@@ -68,7 +69,12 @@ type probeState struct {
 }
 
 const (
-	probeMinInterval = 10 * time.Second
+	// Probing is how a subscriber with headroom climbs: the estimator never
+	// estimates far above what is sent, so a capped slot must try the next
+	// layer. Probe early and often while probes succeed (a climb from the
+	// low to the top layer takes two probes), back off only on failure.
+	probeFirst       = 1 * time.Second
+	probeMinInterval = 3 * time.Second
 	probeMaxInterval = 80 * time.Second
 	probeDuration    = 4 * time.Second
 	audioReserve     = 40_000
@@ -85,7 +91,7 @@ func newPeer(e *Engine, id string) *Peer {
 	p.probe.interval = probeMinInterval
 	p.est = newEstimator(e.cfg.InitialBitrate, e.cfg.MinBitrate, e.cfg.MaxBitrate)
 	p.fbKey = -1
-	p.probe.next = time.Now().Add(probeMinInterval)
+	p.probe.next = time.Now().Add(probeFirst)
 	p.wg.Add(1)
 	go p.allocLoop()
 	return p
@@ -275,7 +281,8 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	isNew := t == nil
 	if isNew {
 		t = &UpTrack{e: p.e, peer: p, id: mid, mid: mid, kind: kind}
-		p.tracks = append(p.tracks, t)
+		// Copy on write: readers (publisherCounters) walk p.tracks unlocked.
+		p.tracks = append(p.tracks[:len(p.tracks):len(p.tracks)], t)
 	}
 	p.mu.Unlock()
 
@@ -333,7 +340,8 @@ func (p *Peer) layerEnded(t *UpTrack, l *upLayer) {
 	p.mu.Lock()
 	for i, x := range p.tracks {
 		if x == t {
-			p.tracks = append(p.tracks[:i], p.tracks[i+1:]...)
+			// Copy on write, never shift in place: see onTrack.
+			p.tracks = append(append(make([]*UpTrack, 0, len(p.tracks)-1), p.tracks[:i]...), p.tracks[i+1:]...)
 			break
 		}
 	}
@@ -422,6 +430,9 @@ func (p *Peer) Close() error {
 		t.close()
 	}
 	p.wg.Wait()
+	p.mu.Lock()
+	p.e.countLeg(p.legPath.Swap(pathNone), -1)
+	p.mu.Unlock()
 	p.e.removePeer(p)
 	return errors.Join(errs...)
 }

@@ -8,7 +8,7 @@ import (
 // rateLimiter lets one event through per interval. It is lock-free and safe
 // for concurrent use (many subscribers may ask for a PLI on one layer).
 type rateLimiter struct {
-	last atomic.Int64 // unix nanos of the last allowed event, 0 = never
+	last atomic.Int64 // nanotime of the last allowed event, 0 = never
 }
 
 func (l *rateLimiter) allow(now int64, interval time.Duration) bool {
@@ -53,4 +53,18 @@ func (m *rateMeter) bitrate(now int64) int {
 	return int(m.rate.Load())
 }
 
-func nanotime() int64 { return time.Now().UnixNano() }
+// monoBase anchors nanotime. time.Since reads Go's monotonic clock, so an
+// NTP step of the wall clock never stalls PLI limiting, TWCC send times or
+// the estimator. Captured once at start, never changed.
+var monoBase = time.Now()
+
+// monoOffset keeps nanotime above 0, which several fields use for "never".
+const monoOffset = int64(time.Second)
+
+// nanotime is the media plane's clock: monotonic nanoseconds (not unix
+// time). Wall time is used only where a peer needs it (RTCP NTP fields).
+func nanotime() int64 { return int64(time.Since(monoBase)) + monoOffset }
+
+// monoTime converts a nanotime reading to a time.Time that carries a
+// monotonic reading, so Sub against time.Now() ignores wall clock steps.
+func monoTime(ns int64) time.Time { return monoBase.Add(time.Duration(ns - monoOffset)) }

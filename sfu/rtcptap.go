@@ -26,7 +26,7 @@ var errRTCPTapped = errors.New("sfu: publisher RTCP is read by the engine")
 
 // rtcpSink receives the publisher leg's RTCP arrival times (one per Peer).
 type rtcpSink struct {
-	last    atomic.Int64 // unix ns of the last RTCP packet from the publisher
+	last    atomic.Int64 // nanotime of the last RTCP packet from the publisher
 	packets atomic.Uint64
 }
 

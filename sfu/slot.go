@@ -58,7 +58,7 @@ type Slot struct {
 
 	packets, bytes, dropped, nacked, switches atomic.Uint64
 	lastTS                                    atomic.Uint32 // last RTP timestamp sent (sender reports)
-	lastAt                                    atomic.Int64  // when, unix ns
+	lastAt                                    atomic.Int64  // when, nanotime
 	meter                                     rateMeter     // writer-owned
 	rrLoss, rrJitter                          atomic.Uint64
 	rrRTT                                     atomic.Int64
@@ -73,7 +73,7 @@ const (
 
 type qentry struct {
 	layer *upLayer
-	at    int64 // unix ns when the reader got the packet (media only)
+	at    int64 // nanotime when the reader got the packet (media only)
 	seq   uint16
 	blp   uint16
 	flags uint8
@@ -648,7 +648,7 @@ func (s *Slot) onReports(reports []rtcp.ReceptionReport, ssrc uint32) {
 				s.rrRTT.Store(int64(rtt))
 			}
 		}
-		s.rrTime.Store(now.UnixNano())
+		s.rrTime.Store(nanotime())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -56,7 +57,7 @@ func newDownlink(pc *webrtc.PeerConnection) (*downlink, error) {
 		return nil, err
 	}
 	state := conn.ConnectionState()
-	isClient, err := dtlsIsClient(&state)
+	isClient, err := dtlsClientFromSDP(pc.CurrentLocalDescription(), pc.CurrentRemoteDescription())
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +124,74 @@ func dtlsInternals(dt *webrtc.DTLSTransport) (*dtls.Conn, io.Writer, error) {
 	return conn, ep, nil
 }
 
-// dtlsIsClient reads whether we were the DTLS client (it decides which half
-// of the exported keying material is ours).
-func dtlsIsClient(s *dtls.State) (bool, error) {
-	f := reflect.ValueOf(s).Elem().FieldByName("isClient")
-	if !f.IsValid() || f.Kind() != reflect.Bool {
-		return false, fmt.Errorf("%w: dtls.State.isClient", errNoDTLSInternals)
+// Downlink paths, counted per subscriber leg (Engine.legsOwn/legsPion).
+const (
+	pathNone int32 = iota
+	pathOwn
+	pathPion
+)
+
+func (e *Engine) countLeg(path int32, d int64) {
+	switch path {
+	case pathOwn:
+		e.legsOwn.Add(d)
+	case pathPion:
+		e.legsPion.Add(d)
 	}
-	return f.Bool(), nil
+}
+
+// CheckPionInternals verifies that Pion's DTLSTransport still has the
+// unexported fields the own SRTP output reads (conn, srtpEndpoint). NewEngine
+// runs it at start: when it fails every leg falls back to Pion's writer, so
+// it is logged as an error and exported as opscenter_sfu_own_srtp_available 0.
+func CheckPionInternals() error {
+	t := reflect.TypeOf(webrtc.DTLSTransport{})
+	cf, ok := t.FieldByName("conn")
+	if !ok || cf.Type != reflect.TypeOf((*dtls.Conn)(nil)) {
+		return fmt.Errorf("%w: DTLSTransport.conn", errNoDTLSInternals)
+	}
+	ef, ok := t.FieldByName("srtpEndpoint")
+	if !ok || ef.Type.Kind() != reflect.Pointer || !ef.Type.Implements(reflect.TypeOf((*io.Writer)(nil)).Elem()) {
+		return fmt.Errorf("%w: DTLSTransport.srtpEndpoint", errNoDTLSInternals)
+	}
+	return nil
+}
+
+// dtlsClientFromSDP says whether we are the DTLS client of a negotiated leg,
+// from a=setup (RFC 5763): it decides which half of the exported keying
+// material is ours. "active" is the client; an offerer's "actpass" takes
+// the role the answer did not.
+func dtlsClientFromSDP(local, remote *webrtc.SessionDescription) (bool, error) {
+	if local == nil || remote == nil {
+		return false, errors.New("sfu: DTLS role: leg not negotiated")
+	}
+	switch setupAttr(local.SDP) {
+	case "active":
+		return true, nil
+	case "passive":
+		return false, nil
+	}
+	switch setupAttr(remote.SDP) {
+	case "active":
+		return false, nil
+	case "passive":
+		return true, nil
+	}
+	return false, errors.New("sfu: DTLS role: no a=setup active/passive in the descriptions")
+}
+
+// setupAttr returns the first a=setup value of an SDP (session or media level).
+func setupAttr(s string) string {
+	for len(s) > 0 {
+		line := s
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			line, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		if v, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "a=setup:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v2"
+	"github.com/pion/webrtc/v3"
 )
 
 // captureWriter records the datagrams a downlink writes through its endpoint.
@@ -239,5 +240,72 @@ func BenchmarkSRTPGCMSeal(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		_ = g.seal(buf, 20, 1220, 1, uint16(i))
+	}
+}
+
+// TestOwnSRTPNegotiatedLeg: a subscriber leg negotiated end to end with a
+// real Pion client takes the own SRTP path (not Pion's writer), with either
+// DTLS role, and the client decrypts what it sends; the legs gauge says so.
+func TestOwnSRTPNegotiatedLeg(t *testing.T) {
+	if err := CheckPionInternals(); err != nil {
+		t.Fatalf("startup check: %v", err)
+	}
+	for _, role := range []webrtc.DTLSRole{webrtc.DTLSRoleClient, webrtc.DTLSRoleServer} {
+		t.Run("client answers as DTLS "+role.String(), func(t *testing.T) {
+			v := newEnv(t, testConfig())
+			if !v.e.ownSRTPOK.Load() {
+				t.Fatal("engine's startup check failed")
+			}
+			a, aVideo, _ := v.publisher("07192", stdLayers, 15)
+			sp := v.peer("sub")
+			sc := newClient(t, sp, "sub", clientOpts{answerRole: role})
+			slot, err := sp.AddSlot("tile-1", webrtc.RTPCodecTypeVideo)
+			must(t, err)
+			must(t, slot.SetSource(aVideo, LayerHigh))
+			rec := sc.recorder("tile-1")
+			waitFor(t, 15*time.Second, "the own SRTP path", func() bool { return sp.down.Load() != nil })
+			// Every packet from here on is encrypted by the own output.
+			n0 := len(rec.snapshot())
+			waitFor(t, 10*time.Second, "packets decrypted by the client", func() bool { return len(rec.snapshot()) > n0+30 })
+			if p := sp.legPath.Load(); p != pathOwn {
+				t.Errorf("leg path %d, want own (%d)", p, pathOwn)
+			}
+			own, pion := v.e.DownlinkLegs()
+			t.Logf("legs: own_srtp %d, pion %d; %d packets received after the switch", own, pion, len(rec.snapshot())-n0)
+			if own < 1 || pion != 0 {
+				t.Errorf("legs: own_srtp %d, pion %d, want >= 1 and 0", own, pion)
+			}
+			sc.close()
+			must(t, sp.Close())
+			if own, _ := v.e.DownlinkLegs(); own != 0 {
+				t.Errorf("own_srtp legs %d after the subscriber closed, want 0", own)
+			}
+			a.close()
+			must(t, v.e.Close())
+		})
+	}
+}
+
+func TestDTLSClientFromSDP(t *testing.T) {
+	sd := func(setup string) *webrtc.SessionDescription {
+		return &webrtc.SessionDescription{SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=setup:" + setup + "\r\n"}
+	}
+	for _, c := range []struct {
+		local, remote string
+		client, err   bool
+	}{
+		{"actpass", "active", false, false},
+		{"actpass", "passive", true, false},
+		{"active", "actpass", true, false},
+		{"passive", "actpass", false, false},
+		{"actpass", "actpass", false, true},
+	} {
+		got, err := dtlsClientFromSDP(sd(c.local), sd(c.remote))
+		if (err != nil) != c.err || (err == nil && got != c.client) {
+			t.Errorf("local %s remote %s: client=%v err=%v, want client=%v err=%v", c.local, c.remote, got, err, c.client, c.err)
+		}
+	}
+	if _, err := dtlsClientFromSDP(nil, sd("active")); err == nil {
+		t.Error("no local description: want an error")
 	}
 }

@@ -52,8 +52,29 @@ func (p *Peer) Stats() PeerStats {
 	if pub != nil {
 		st.Publisher.RecentLoss = p.lossWin.recent(p.publisherCounters(now))
 		if ts := p.pubRTCP.last.Load(); ts != 0 {
-			st.Publisher.LastRTCP = time.Unix(0, ts)
+			st.Publisher.LastRTCP = monoTime(ts)
 		}
+	}
+	if pub != nil {
+		st.PubVideo.Negotiated, st.PubAudio.Negotiated = receiving(pub)
+	}
+	for _, t := range tracks {
+		pm := &st.PubVideo
+		if t.kind == webrtc.RTPCodecTypeAudio {
+			pm = &st.PubAudio
+		}
+		last, paused, resumed := t.published()
+		if last != 0 {
+			if lt := monoTime(last); lt.After(pm.LastRTP) {
+				pm.LastRTP = lt
+			}
+		}
+		if resumed != 0 {
+			if rt := monoTime(resumed); rt.After(pm.ResumedAt) {
+				pm.ResumedAt = rt
+			}
+		}
+		pm.Paused = paused // one track per kind in practice
 	}
 	st.Publisher.JitterMs = jit
 	st.Publisher.BitrateBs = st.BitrateIn
@@ -68,7 +89,7 @@ func (p *Peer) Stats() PeerStats {
 			if r := time.Duration(s.rrRTT.Load()); r > rtt {
 				rtt = r
 			}
-			if tt := time.Unix(0, t); tt.After(st.Subscriber.LastRTCP) {
+			if tt := monoTime(t); tt.After(st.Subscriber.LastRTCP) {
 				st.Subscriber.LastRTCP = tt
 			}
 		}
@@ -88,4 +109,26 @@ func pairRTT(pc *webrtc.PeerConnection) time.Duration {
 		}
 	}
 	return 0
+}
+
+// receiving reports whether the publisher leg has a transceiver that
+// receives video and audio.
+func receiving(pc *webrtc.PeerConnection) (video, audio bool) {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == nil {
+			continue
+		}
+		switch tr.Direction() {
+		case webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPTransceiverDirectionSendrecv:
+		default:
+			continue
+		}
+		switch tr.Kind() {
+		case webrtc.RTPCodecTypeVideo:
+			video = true
+		case webrtc.RTPCodecTypeAudio:
+			audio = true
+		}
+	}
+	return video, audio
 }

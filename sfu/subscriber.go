@@ -79,9 +79,12 @@ func (p *Peer) ensureDownlink(pc *webrtc.PeerConnection) {
 	}
 	d, err := newDownlink(pc)
 	if err != nil {
-		p.log.Warn("own SRTP output unavailable, using Pion's writer", "err", err)
+		if p.setLegPath(pathPion) {
+			p.log.Error("own SRTP output unavailable for this leg, using Pion's slower writer", "err", err)
+		}
 		return
 	}
+	p.setLegPath(pathOwn)
 	it := pc.SCTP().Transport().ICETransport()
 	pair, _ := it.GetSelectedCandidatePair()
 	d.setPair(pair)
@@ -89,6 +92,22 @@ func (p *Peer) ensureDownlink(pc *webrtc.PeerConnection) {
 	if again, _ := it.GetSelectedCandidatePair(); again != pair { // changed meanwhile
 		d.setPair(again)
 	}
+}
+
+// setLegPath counts the subscriber leg on a downlink path (gauge
+// opscenter_sfu_downlink_legs); false if it was already on it or the peer
+// is closed. Under mu, so Close's uncounting never misses it.
+func (p *Peer) setLegPath(path int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.legPath.Load()
+	if p.closed || old == path {
+		return false
+	}
+	p.e.countLeg(old, -1)
+	p.e.countLeg(path, 1)
+	p.legPath.Store(path)
+	return true
 }
 
 // AddSlot adds an outgoing slot (a new sendonly transceiver) on the

@@ -31,7 +31,7 @@ type twccHistory struct {
 // (49 low tiles plus the program, about 900 packets/s); 16 KiB a subscriber.
 const twccRing = 2048
 
-// record numbers a packet of size bytes sent at now (unix ns) and returns
+// record numbers a packet of size bytes sent at now (nanotime) and returns
 // the sequence number for its header extension.
 func (h *twccHistory) record(now int64, size int) uint16 {
 	seq := h.next.Add(1) - 1
@@ -40,7 +40,7 @@ func (h *twccHistory) record(now int64, size int) uint16 {
 }
 
 // lookup returns the send time and size of the packet whose on-wire sequence
-// number is seq16, if it is still in the ring. now (unix ns) restores the
+// number is seq16, if it is still in the ring. now (nanotime) restores the
 // send time's high bits.
 func (h *twccHistory) lookup(now int64, seq16 uint16) (sent int64, size int, ok bool) {
 	last := h.next.Load() - 1

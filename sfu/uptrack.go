@@ -28,7 +28,8 @@ type UpTrack struct {
 	demand   [3]demandState
 	gone     bool
 
-	level atomic.Uint64 // smoothed audio level (float64 bits), audio only
+	level     atomic.Uint64 // smoothed audio level (float64 bits), audio only
+	resumedAt atomic.Int64  // nanotime of the last resume of a paused layer
 }
 
 type demandState struct {
@@ -82,6 +83,28 @@ func (t *UpTrack) Layers() []LayerStats {
 		})
 	}
 	return out
+}
+
+// published reports the track's last media RTP arrival (nanotime, 0 =
+// none), whether all of its layers are paused on purpose, and the last
+// resume (nanotime, 0 = never).
+func (t *UpTrack) published() (last int64, paused bool, resumed int64) {
+	t.mu.Lock()
+	demand := t.demand
+	t.mu.Unlock()
+	known, pausedN := 0, 0
+	for i := range t.layers {
+		l := t.layers[i].Load()
+		if l == nil {
+			continue
+		}
+		last = max(last, l.lastPacket.Load())
+		known++
+		if t.kind == webrtc.RTPCodecTypeVideo && l.rid != "" && !demand[i].reported {
+			pausedN++
+		}
+	}
+	return last, known > 0 && pausedN == known, t.resumedAt.Load()
 }
 
 // AudioLevel returns the smoothed audio level 0..1 (audio tracks only).
@@ -196,6 +219,9 @@ func (t *UpTrack) updateDemand() {
 		}
 	}
 	t.mu.Unlock()
+	if len(resumed) > 0 {
+		t.resumedAt.Store(nanotime())
+	}
 	// Hooks run outside the lock so they may call back into the engine.
 	for _, l := range resumed {
 		t.e.reportDemand(t.peer.id, l.rid, true)

@@ -6,7 +6,10 @@ import (
 
 // Live-session state changes. Each locks the room, changes state, tells the
 // connections concerned and reports whether routing must be recomputed. They
-// return an error code ("" for success) for the requester.
+// return an error code ("" for success) for the requester. Leader actions are
+// validated (the read-only checks below) and audited before these apply them
+// (leader.go); the checks the changes repeat only catch a change made meanwhile
+// from outside the leader actions (a session ended through the REST API).
 
 func (r *Room) sessionLocked() string {
 	if r.sessionID == "" {
@@ -41,6 +44,29 @@ func (r *Room) setSession(id string) {
 		r.toAll(TypeSession, SessionMsg{State: "in_progress", ID: id})
 	}
 	r.onChange()
+}
+
+// online reports whether an endpoint's presence is anything but offline.
+func (r *Room) online(code string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.effective(code) != StateOffline
+}
+
+// connected reports whether an endpoint has a live connection (to deliver to).
+func (r *Room) connected(code string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[code]
+	return m != nil && m.conn != nil
+}
+
+// unmuteAsked reports whether an unmute request awaits the endpoint's answer.
+func (r *Room) unmuteAsked(code string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[code]
+	return m != nil && m.unmuteAsked
 }
 
 func (r *Room) currentSession() string {
@@ -155,7 +181,7 @@ func (r *Room) requestUnmute(code, by string) string {
 	defer r.onState()
 	m := r.members[code]
 	if m == nil || m.conn == nil {
-		return ErrNotConnected
+		return ErrOffline
 	}
 	m.unmuteAsked = true
 	m.conn.send(TypeUnmuteRequest, "", UnmuteRequestMsg{By: by})

@@ -50,9 +50,12 @@ type conn struct {
 	peer    *sfu.Peer
 
 	// Loop-owned.
-	joined   bool
-	offerOut bool // a subscriber offer awaits its answer
-	negAgain bool // slots changed while an offer was out
+	joined    bool
+	offerOut  bool   // a subscriber offer awaits its answer
+	negAgain  bool   // slots changed while an offer was out
+	subOffer  string // the last subscriber offer sent (answers are checked against it)
+	pubOffer  string // the last publisher offer accepted (later offers keep its sections)
+	pubAnswer string // our answer to it
 }
 
 func newConn(s *Service, ws *websocket.Conn, p auth.Principal) *conn {
@@ -191,12 +194,12 @@ func (c *conn) readLoop() {
 		if !tb.take(time.Now()) {
 			dropped++
 			if dropped > c.svc.cfg.RateBurst {
-				c.sendErr(ErrRateLimited, "message rate abuse; closing", "")
+				c.sendErr(ErrRateLimited, "message rate abuse; closing", envelopeID(b))
 				c.closeAfter(websocket.StatusPolicyViolation, "rate limit")
 				closing = true
 				return
 			}
-			c.sendErr(ErrRateLimited, fmt.Sprintf("over %.0f messages per second; message dropped", c.svc.cfg.RatePerSecond), "")
+			c.sendErr(ErrRateLimited, fmt.Sprintf("over %.0f messages per second; message dropped", c.svc.cfg.RatePerSecond), envelopeID(b))
 			continue
 		}
 		dropped = 0
@@ -309,6 +312,9 @@ func (c *conn) dispatch(b []byte) {
 		err = h.fn(c, &env)
 	}
 	if err == nil {
+		if env.ID != "" && !h.replies {
+			c.send(TypeAck, env.ID, AckMsg{Type: env.Type})
+		}
 		return
 	}
 	var pe *protoError
@@ -317,6 +323,16 @@ func (c *conn) dispatch(b []byte) {
 		pe = &protoError{ErrInternal, "internal error"}
 	}
 	c.sendErr(pe.code, pe.msg, env.ID)
+}
+
+// envelopeID is the request id of a message that is not dispatched (dropped by the
+// rate limit), so its error still names it; "" when it has none or is not JSON.
+func envelopeID(b []byte) string {
+	var e struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(b, &e)
+	return e.ID
 }
 
 // bucket is a token bucket: rate tokens per second, up to burst.

@@ -182,8 +182,13 @@ func FuzzEnvelope(f *testing.F) {
 
 // FuzzPublishOfferSDP sends arbitrary SDP through publish_offer into
 // sfu.PublishOffer: garbage gets a clear error (invalid_sdp or bad_state), a
-// valid offer a publish_answer; never a panic or an internal error.
+// valid offer a publish_answer; never a panic or an internal error. And the
+// refusal is semantic, not only syntactic: after a refused offer the leg keeps its
+// last good state, so a valid offer on the same connection is still answered (a
+// description Pion half-applied would leave the leg in have-remote-offer, and
+// refuse it).
 func FuzzPublishOfferSDP(f *testing.F) {
+	good := validOffer(f, 3, true)
 	f.Add(validOffer(f, 1, true))
 	f.Add(validOffer(f, 3, true))
 	f.Add(validOffer(f, 1, false))
@@ -192,6 +197,15 @@ func FuzzPublishOfferSDP(f *testing.F) {
 		"m=audio 0 RTP/AVP 0\n", "a=candidate:garbage\r\n", "\x00\x01\x02"} {
 		f.Add(seed)
 	}
+	// Valid but for one thing: these parse, and used to leave the leg stuck.
+	f.Add(good[:strings.Index(good, "m=")])
+	f.Add(strings.NewReplacer("a=ice-ufrag:", "a=x-ufrag:", "a=ice-pwd:", "a=x-pwd:").Replace(good))
+	f.Add(strings.ReplaceAll(good, "a=fingerprint:", "a=x-fingerprint:"))
+	f.Add(strings.ReplaceAll(good, "a=mid:", "a=x-mid:"))
+	f.Add(strings.Replace(good, "a=ice-ufrag:", "a=ice-ufrag:x", 1))
+	f.Add(strings.Replace(good, "a=candidate:", "a=candidate:x ", 1))
+	plain := validOffer(f, 1, false) // Plan B: two tracks in one section
+	f.Add(strings.Replace(plain, "a=mid:0\r\n", "a=mid:0\r\na=ssrc:111 cname:x\r\n", 1))
 	capMinimize()
 	f.Fuzz(func(t *testing.T, sdp string) {
 		// A real offer arrives in one WebSocket message (MaxMessageBytes, 64 KiB
@@ -227,6 +241,20 @@ func FuzzPublishOfferSDP(f *testing.F) {
 		if !answered && len(errs) == 0 {
 			t.Fatalf("SDP %q got neither an answer nor an error", sdp)
 		}
+		if answered {
+			return // a later offer must keep its sections: not comparable with good
+		}
+		watchdog(t, 10*time.Second, func() {
+			msg, _ := json.Marshal(Envelope{Type: TypePublishOffer, ID: "v", Payload: mustMarshal(SDPMsg{SDP: good})})
+			pub.dispatch(msg)
+			envs = drainAll(pub)
+		})
+		for _, e := range envs {
+			if e.Type == TypePublishAnswer && e.ID == "v" {
+				return
+			}
+		}
+		t.Fatalf("after the refused SDP %q, a valid offer got %v", sdp, errorsIn(envs))
 	})
 }
 

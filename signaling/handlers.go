@@ -2,26 +2,26 @@ package signaling
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/sfu"
-	"github.com/opscenter/opscenter/store"
 )
 
 // handler is one message type's entry: its function and what it requires.
 type handler struct {
 	fn     func(*conn, *Envelope) error
 	joined bool // needs a prior join
-	leader bool // needs a staff principal with the run-session capability
+	// replies: the handler answers with the request's id itself (welcome, pong,
+	// publish_answer, leave's ack); every other success is acknowledged with ack.
+	replies bool
+	leader  bool // needs a staff principal with the run-session capability
 }
 
 // on adapts a typed handler: the payload is decoded strictly into T.
@@ -49,10 +49,10 @@ func leader[T any](f func(*conn, string, *T) error) handler {
 
 // handlers maps every client message type to its handler.
 var handlers = map[string]handler{
-	TypeJoin:             {fn: on(onJoin)},
-	TypePing:             {fn: on(onPing)},
-	TypeLeave:            {fn: on(onLeave)},
-	TypePublishOffer:     joined(onPublishOffer),
+	TypeJoin:             {fn: on(onJoin), replies: true},
+	TypePing:             {fn: on(onPing), replies: true},
+	TypeLeave:            {fn: on(onLeave), replies: true},
+	TypePublishOffer:     {fn: on(onPublishOffer), joined: true, replies: true},
 	TypeSubscriberAnswer: joined(onSubscriberAnswer),
 	TypeICECandidate:     joined(onICECandidate),
 	TypeICERestart:       joined(onICERestart),
@@ -157,7 +157,10 @@ func onPing(c *conn, id string, _ *Empty) error {
 	return nil
 }
 
-func onLeave(c *conn, _ string, _ *Empty) error {
+func onLeave(c *conn, id string, _ *Empty) error {
+	if id != "" { // before the close, which stops sending
+		c.send(TypeAck, id, AckMsg{Type: TypeLeave})
+	}
 	c.clean.Store(true)
 	c.closeAfter(websocket.StatusNormalClosure, "bye")
 	return nil
@@ -181,7 +184,7 @@ func (c *conn) negotiate(iceRestart bool) {
 		}
 		return
 	}
-	c.offerOut = true
+	c.offerOut, c.subOffer = true, sdp
 	c.send(TypeSubscriberOffer, "", SDPMsg{SDP: sdp})
 }
 
@@ -195,18 +198,30 @@ func sdpError(err error) error {
 	return err
 }
 
+// onPublishOffer checks the offer (sdpcheck.go) before the publisher leg sees it:
+// a refused offer leaves the leg as it was.
 func onPublishOffer(c *conn, id string, m *SDPMsg) error {
+	if err := checkOffer(m.SDP, c.pubOffer, c.pubAnswer); err != nil {
+		return perr(ErrInvalidSDP, "publish offer: %v", err)
+	}
 	answer, err := c.peer.PublishOffer(m.SDP)
 	if err != nil {
 		return sdpError(err)
 	}
+	c.pubOffer, c.pubAnswer = m.SDP, answer
 	c.send(TypePublishAnswer, id, SDPMsg{SDP: answer})
 	return nil
 }
 
+// onSubscriberAnswer checks the answer against our outstanding offer before the
+// subscriber leg sees it: a refused answer leaves the offer outstanding, so the
+// client can still send the right one.
 func onSubscriberAnswer(c *conn, _ string, m *SDPMsg) error {
 	if !c.offerOut {
 		return perr(ErrBadState, "no subscriber offer is outstanding")
+	}
+	if err := checkAnswer(m.SDP, c.subOffer); err != nil {
+		return perr(ErrInvalidSDP, "subscriber answer: %v", err)
 	}
 	if err := c.peer.SetSubscriberAnswer(m.SDP); err != nil {
 		return sdpError(err)
@@ -249,6 +264,7 @@ func onICERestart(c *conn, _ string, _ *Empty) error {
 func onMuteState(c *conn, _ string, m *MuteStateMsg) error {
 	if c.staffID == 0 {
 		c.svc.room.selfMute(c.code, m.Audio)
+		c.svc.room.selfMedia(c, m.Video, m.Audio)
 	}
 	return nil
 }
@@ -268,11 +284,18 @@ func onLowerHand(c *conn, _ string, _ *Empty) error {
 	return nil
 }
 
+// onUnmuteAccept lifts the mute a leader asked to lift: validated, audited, then
+// applied, as a leader action is.
 func onUnmuteAccept(c *conn, _ string, _ *Empty) error {
-	if e := c.svc.room.unmuteAccept(c.code); e != "" {
-		return perr(e, "no unmute request is pending")
+	r := c.svc.room
+	defer r.lockActions()()
+	if !r.unmuteAsked(c.code) {
+		return perr(ErrNoUnmuteAsked, "no unmute request is pending")
 	}
-	return c.svc.audit(context.Background(), c.p.Actor(), "mute.lifted", c.code, map[string]any{"muted": false})
+	if err := c.record("mute.lifted", c.code, map[string]any{"muted": false}); err != nil {
+		return err
+	}
+	return c.applied("mute.lifted", r.unmuteAccept(c.code))
 }
 
 func onLayerRequest(c *conn, _ string, m *LayerRequestMsg) error {
@@ -329,165 +352,4 @@ func onVisibility(c *conn, _ string, m *VisibilityMsg) error {
 	}
 	c.svc.room.setTiles(c.peerID, tiles)
 	return nil
-}
-
-// ---- leader actions: validate, write the audit event, then apply ----
-
-func (c *conn) target(code string) error {
-	if code == "" {
-		return perr(ErrBadPayload, "code is required")
-	}
-	if code == CommandCode {
-		return perr(ErrBadPayload, "the command room cannot be the target")
-	}
-	// The roster in memory, not the database: live actions work while PostgreSQL is away.
-	if !c.svc.room.known(code) {
-		return perr(ErrUnknownCode, "no endpoint %q in the roster", code)
-	}
-	return nil
-}
-
-func (c *conn) needSession() error {
-	if c.svc.room.currentSession() == "" {
-		return perr(ErrNoSession, "no session is in progress")
-	}
-	return nil
-}
-
-func onGiveFloor(c *conn, _ string, m *CodeMsg) error {
-	if err := c.needSession(); err != nil {
-		return err
-	}
-	if err := c.target(m.Code); err != nil {
-		return err
-	}
-	prev := c.svc.room.floorHolder()
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "floor.given", m.Code, map[string]any{"floor": m.Code, "previous": prev}); err != nil {
-		return err
-	}
-	return errCode(c.svc.room.giveFloor(m.Code))
-}
-
-func onRevokeFloor(c *conn, _ string, _ *Empty) error {
-	if err := c.needSession(); err != nil {
-		return err
-	}
-	prev := c.svc.room.floorHolder()
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "floor.revoked", prev, map[string]any{"floor": nil, "previous": prev}); err != nil {
-		return err
-	}
-	return errCode(c.svc.room.revokeFloor())
-}
-
-func onMute(c *conn, _ string, m *CodeMsg) error {
-	if err := c.target(m.Code); err != nil {
-		return err
-	}
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "endpoint.muted", m.Code, map[string]any{"muted": true}); err != nil {
-		return err
-	}
-	c.svc.room.setMuted(m.Code, true, c.p.Actor())
-	return nil
-}
-
-func onMuteAll(c *conn, _ string, _ *Empty) error {
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "endpoint.muted_all", "", map[string]any{"muted": "all"}); err != nil {
-		return err
-	}
-	c.svc.room.muteAll(c.p.Actor())
-	return nil
-}
-
-func onRequestUnmute(c *conn, _ string, m *CodeMsg) error {
-	if err := c.target(m.Code); err != nil {
-		return err
-	}
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "unmute.requested", m.Code, nil); err != nil {
-		return err
-	}
-	if e := c.svc.room.requestUnmute(m.Code, c.p.Actor()); e != "" {
-		return perr(e, "endpoint %s is not connected", m.Code)
-	}
-	return nil
-}
-
-func onPrivateLineOpen(c *conn, _ string, m *CodeMsg) error {
-	if err := c.needSession(); err != nil {
-		return err
-	}
-	if err := c.target(m.Code); err != nil {
-		return err
-	}
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "private_line.opened", m.Code, map[string]any{"private_line": m.Code}); err != nil {
-		return err
-	}
-	return errCode(c.svc.room.setPrivateLine(m.Code))
-}
-
-func onPrivateLineClose(c *conn, _ string, _ *Empty) error {
-	prev := c.svc.room.privateLineCode()
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "private_line.closed", prev, map[string]any{"private_line": nil}); err != nil {
-		return err
-	}
-	return errCode(c.svc.room.setPrivateLine(""))
-}
-
-func onRollCallStart(c *conn, _ string, _ *Empty) error {
-	if err := c.needSession(); err != nil {
-		return err
-	}
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "roll_call.started", "", map[string]any{"active": true}); err != nil {
-		return err
-	}
-	return errCode(c.svc.room.setRollCall(true))
-}
-
-func onRollCallStop(c *conn, _ string, _ *Empty) error {
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "roll_call.stopped", "", map[string]any{"active": false}); err != nil {
-		return err
-	}
-	return errCode(c.svc.room.setRollCall(false))
-}
-
-func onRemove(c *conn, _ string, m *CodeMsg) error {
-	if err := c.target(m.Code); err != nil {
-		return err
-	}
-	if err := c.svc.audit(c.ctx, c.p.Actor(), "endpoint.removed", m.Code, nil); err != nil {
-		return err
-	}
-	if old := c.svc.room.remove(m.Code); old != nil {
-		old.send(TypeRemoved, "", RemovedMsg{By: c.p.Actor()})
-		old.clean.Store(true)
-		old.closeAfter(StatusRemoved, "removed by the command room")
-	}
-	return nil
-}
-
-func onSessionEnd(c *conn, _ string, _ *Empty) error {
-	sid := c.svc.room.currentSession()
-	if sid == "" {
-		return perr(ErrNoSession, "no session is in progress")
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	if err := c.svc.endSession(ctx, c.p.Actor(), sid); err != nil { // audited by the store
-		if store.IsUnavailable(err) {
-			return perr(ErrUnavailable, "the database is unavailable; the session was not ended, try again")
-		}
-		return fmt.Errorf("end session: %w", err)
-	}
-	c.svc.room.setSession("")
-	return nil
-}
-
-func errCode(code string) error {
-	switch code {
-	case "":
-		return nil
-	case ErrNoSession:
-		return perr(code, "no session is in progress")
-	default:
-		return perr(code, "refused")
-	}
 }

@@ -32,6 +32,7 @@ func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry,
 	}
 	loss, unhealthy := judgeHealth(st, m.legUp, now)
 	m.unhealthy = unhealthy
+	m.noMedia = judgeNoMedia(m, st, now)
 	layer := -1
 	for _, s := range st.Slots {
 		if s.Kind == webrtc.RTPCodecTypeVideo.String() && s.EffectiveLayer > layer {
@@ -50,9 +51,9 @@ func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry,
 }
 
 // judgeHealth decides degraded presence from media statistics (DESIGN.md):
-// loss over 5%, or no RTCP for 5 s on a connected leg that carries media. Missing
-// media is never a fault by itself: unwatched layers are paused on purpose and
-// audio is gated. Publisher loss is the sfu's windowed RecentLoss (last ~4 s, net
+// loss over 5%, or no RTCP for 5 s on a connected leg that carries media. Media
+// that is paused or gated on purpose is never a fault; media expected but not
+// arriving is judged by judgeNoMedia. Publisher loss is the sfu's windowed RecentLoss (last ~4 s, net
 // of NACK repairs); subscriber loss is the latest receiver report's.
 func judgeHealth(st sfu.PeerStats, legUp [2]bool, now time.Time) (loss float64, unhealthy bool) {
 	loss = max(st.Publisher.RecentLoss, st.Subscriber.Loss)
@@ -60,6 +61,62 @@ func judgeHealth(st sfu.PeerStats, legUp [2]bool, now time.Time) (loss float64, 
 	noRTCP := (legUp[0] && st.BitrateIn > 0 && silent(st.Publisher.LastRTCP)) ||
 		(legUp[1] && st.BitrateOut > 0 && silent(st.Subscriber.LastRTCP))
 	return loss, loss > DegradedLoss || noRTCP
+}
+
+// ReasonNoMedia: degraded because media is expected from the publisher leg
+// but none arrives.
+const ReasonNoMedia = "no_media"
+
+// mediaOn is what an endpoint's mute_state last said it sends.
+type mediaOn struct {
+	known           bool // a mute_state arrived on this connection
+	camera, mic     bool
+	cameraAt, micAt time.Time // when each was last turned on
+}
+
+// selfMedia records the camera and microphone state from mute_state.
+func (r *Room) selfMedia(c *conn, camera, mic bool) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[c.code]
+	if m == nil || m.conn != c {
+		return
+	}
+	o := &m.mediaOn
+	if camera && !(o.known && o.camera) {
+		o.cameraAt = now
+	}
+	if mic && !(o.known && o.mic) {
+		o.micAt = now
+	}
+	o.known, o.camera, o.mic = true, camera, mic
+}
+
+// judgeNoMedia: the server expects media from the publisher leg (a camera or
+// microphone that mute_state says is on, negotiated, with a layer the
+// server has not paused) and none has arrived for DegradedNoMedia. Paused
+// layers are never expected; audio is gated at the SFU's egress, so a
+// microphone that is on keeps sending. The clock starts no earlier than the
+// leg coming up, the device being turned on, or a paused layer resuming.
+// Called with mu held.
+func judgeNoMedia(m *member, st sfu.PeerStats, now time.Time) bool {
+	if !m.legUp[0] || !m.mediaOn.known {
+		return false
+	}
+	silent := func(on bool, onAt time.Time, pm sfu.PublishedMedia) bool {
+		if !on || !pm.Negotiated || pm.Paused {
+			return false
+		}
+		since := m.pubUpAt
+		for _, t := range []time.Time{onAt, pm.LastRTP, pm.ResumedAt} {
+			if t.After(since) {
+				since = t
+			}
+		}
+		return now.Sub(since) > DegradedNoMedia
+	}
+	return silent(m.mediaOn.camera, m.mediaOn.cameraAt, st.PubVideo) || silent(m.mediaOn.mic, m.mediaOn.micAt, st.PubAudio)
 }
 
 // broadcastStats sends the health board to consoles.

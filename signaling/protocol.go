@@ -71,6 +71,7 @@ const (
 	TypeSession          = "session"
 	TypePong             = "pong"
 	TypeRemoved          = "removed"
+	TypeAck              = "ack"
 )
 
 // Roles a connection may join as.
@@ -94,7 +95,7 @@ const (
 	ErrBadState       = "bad_state"
 	ErrNoSession      = "no_session"
 	ErrUnknownCode    = "unknown_endpoint"
-	ErrNotConnected   = "not_connected"
+	ErrOffline        = "endpoint_offline"
 	ErrTooManyConns   = "too_many_connections"
 	ErrInternal       = "internal"
 	ErrNoUnmuteAsked  = "no_unmute_request"
@@ -166,6 +167,13 @@ type Empty struct{}
 
 // ---- server → client payloads ----
 
+// AckMsg confirms a client message that carried an id and has no reply of its own
+// (join, ping and publish_offer have one: welcome, pong, publish_answer). The
+// envelope's id repeats the request's.
+type AckMsg struct {
+	Type string `json:"type"` // the acknowledged message's type
+}
+
 // ErrorMsg reports a rejected message; ID repeats the request id.
 type ErrorMsg struct {
 	Code    string `json:"code"`
@@ -187,8 +195,8 @@ type WelcomeMsg struct {
 
 // Snapshot is the live session state as seen by one connection.
 type Snapshot struct {
-	Session     string   `json:"session"` // "in_progress" or "none"
-	SessionID   string   `json:"session_id,omitempty"`
+	Session     string   `json:"session"`    // "in_progress" or "none"
+	SessionID   *string  `json:"session_id"` // null when none
 	Floor       *string  `json:"floor"`
 	Hands       []string `json:"hands"`
 	PrivateLine *string  `json:"private_line"`
@@ -196,14 +204,15 @@ type Snapshot struct {
 	Muted       bool     `json:"muted"`        // this endpoint is muted by the command room
 	HandRaised  bool     `json:"hand_raised"`  // this endpoint's hand is up
 	UnmuteAsked bool     `json:"unmute_asked"` // an unmute request awaits confirmation
-	MutedCodes  []string `json:"muted_codes,omitempty"`
+	MutedCodes  []string `json:"muted_codes"`  // every muted endpoint; [] when none
 }
 
 // PresenceMsg is one endpoint's presence (consoles get them all).
 type PresenceMsg struct {
-	Code  string     `json:"code"`
-	State string     `json:"state"`
-	Stats *StatEntry `json:"stats,omitempty"`
+	Code   string     `json:"code"`
+	State  string     `json:"state"`
+	Reason string     `json:"reason,omitempty"` // why degraded, when known: "no_media"
+	Stats  *StatEntry `json:"stats,omitempty"`  // presence_snapshot only, once the endpoint has stats
 }
 
 // PresenceSnapshotMsg is the whole roster's presence, sent on console join.

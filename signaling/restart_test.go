@@ -115,8 +115,8 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 
 	for code, c := range eps {
 		st := c.Welcome().State
-		if st.Session != "in_progress" || st.SessionID != l.sessID {
-			t.Errorf("%s: session %q %q after the restart", code, st.Session, st.SessionID)
+		if st.Session != "in_progress" || st.SessionID == nil || *st.SessionID != l.sessID {
+			t.Errorf("%s: session %q %v after the restart", code, st.Session, st.SessionID)
 		}
 		if st.Floor == nil || *st.Floor != floor {
 			t.Errorf("%s: floor %v after the restart, want %s", code, st.Floor, floor)

@@ -16,6 +16,7 @@ const (
 	StateRetention  = 120 * time.Second // floor, mute and hand state kept after going offline
 	DegradedLoss    = 0.05              // loss above this is degraded
 	DegradedNoRTCP  = 5 * time.Second   // no RTCP this long is degraded
+	DegradedNoMedia = 5 * time.Second   // media expected but none arriving this long is degraded
 	maxStaffConns   = 4                 // concurrent connections per staff account
 	programCapacity = 8                 // remembered program publishers (newest wins)
 )
@@ -35,6 +36,10 @@ type member struct {
 	mediaLostAt time.Time // a leg left connected (zero: not lost)
 	wsLostAt    time.Time // the WebSocket dropped without a clean close
 	unhealthy   bool      // loss or RTCP silence (from stats)
+	noMedia     bool      // media expected from the publisher leg but none arriving (from stats)
+	reason      string    // last published reason ("no_media" or "")
+	mediaOn     mediaOn   // what the endpoint's mute_state says it sends
+	pubUpAt     time.Time // when the publisher leg last came up
 	offlineAt   time.Time // when presence became offline (zero: not offline)
 	state       string    // last published presence
 	stats       StatEntry
@@ -57,7 +62,7 @@ func (m *member) presence(now time.Time) string {
 		return StateOffline // stays offline until media or a new join returns: no flapping
 	}
 	switch {
-	case m.mediaUp && m.unhealthy:
+	case m.mediaUp && (m.unhealthy || m.noMedia):
 		return StateDegraded
 	case m.mediaUp:
 		return StateConnected
@@ -74,7 +79,11 @@ func (m *member) presence(now time.Time) string {
 // the program publisher and the consoles' tiles. Methods lock mu and never call into
 // the media engine; the service applies routing changes outside the lock.
 type Room struct {
-	mu          sync.Mutex
+	mu sync.Mutex
+	// actMu serialises leader actions (validate, audit, apply: leader.go), so that
+	// no other action changes what one validated before it is applied. Never
+	// taken with mu held.
+	actMu       sync.Mutex
 	members     map[string]*member
 	conns       map[string]*conn // every joined connection by peer id
 	staff       map[int64]int    // live connections per staff account
@@ -132,6 +141,7 @@ func (r *Room) join(c *conn) (old *conn) {
 	m.conn = c
 	m.legUp = [2]bool{}
 	m.mediaUp, m.mediaLostAt, m.wsLostAt, m.unhealthy, m.offlineAt = false, time.Time{}, time.Time{}, false, time.Time{}
+	m.noMedia, m.mediaOn, m.pubUpAt = false, mediaOn{}, time.Time{} // a new device says again what it sends
 	r.publishPresence(m, time.Now())
 	r.onChange()
 	return old
@@ -200,22 +210,31 @@ func (r *Room) connByPeer(peerID string) *conn {
 // Called with mu held.
 func (r *Room) publishPresence(m *member, now time.Time) {
 	st := m.presence(now)
-	if st == m.state {
+	reason := ""
+	if st == StateDegraded && m.mediaUp && m.noMedia {
+		reason = ReasonNoMedia
+	}
+	if st == m.state && reason == m.reason {
 		return
 	}
-	r.log.Info("presence", "code", m.code, "from", m.state, "to", st)
-	m.state = st
+	r.log.Info("presence", "code", m.code, "from", m.state, "to", st, "reason", reason)
+	m.state, m.reason = st, reason
 	m.stats.State = st
 	if st == StateOffline {
 		m.offlineAt = now
 	} else {
 		m.offlineAt = time.Time{}
 	}
+	// The endpoint itself is told too, so its page never says "good"
+	// while the server sees no media from it. Consoles get it below.
+	if c := m.conn; c != nil && c.role != RoleConsole {
+		c.send(TypePresence, "", PresenceMsg{Code: m.code, State: st, Reason: reason})
+	}
 	if m.code == CommandCode {
 		r.syncCommand()
 		return
 	}
-	r.toConsoles(TypePresence, PresenceMsg{Code: m.code, State: st})
+	r.toConsoles(TypePresence, PresenceMsg{Code: m.code, State: st, Reason: reason})
 }
 
 // effective is an endpoint's presence as shown to people. The command room (22)
@@ -252,6 +271,9 @@ func (r *Room) mediaState(c *conn, leg int, up bool) {
 		return
 	}
 	now := time.Now()
+	if leg == 0 && up && !m.legUp[0] {
+		m.pubUpAt = now
+	}
 	m.legUp[leg] = up
 	nowUp := m.legUp[0] || m.legUp[1]
 	switch {
@@ -328,9 +350,9 @@ func (r *Room) presenceSnapshot() PresenceSnapshotMsg {
 	seen := map[string]bool{}
 	for _, code := range r.roster {
 		seen[code] = true
-		if m := r.members[code]; m != nil {
+		if m := r.members[code]; m != nil && m.stats.Code != "" { // stats only once there are some
 			st := m.stats
-			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code), Stats: &st})
+			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code), Reason: m.reason, Stats: &st})
 		} else {
 			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code)})
 		}
@@ -475,9 +497,10 @@ func (r *Room) handsCopy() []string { return append([]string{}, r.hands...) }
 
 // snapshot is the state a connection gets in its welcome. Called with mu held.
 func (r *Room) snapshot(code string) Snapshot {
-	s := Snapshot{Session: "none", SessionID: r.sessionID, Hands: r.handsCopy(), RollCall: r.rollCall}
+	s := Snapshot{Session: "none", Hands: r.handsCopy(), RollCall: r.rollCall, MutedCodes: []string{}}
 	if r.sessionID != "" {
-		s.Session = "in_progress"
+		id := r.sessionID
+		s.Session, s.SessionID = "in_progress", &id
 	}
 	if r.floor != "" {
 		f := r.floor

@@ -454,33 +454,28 @@ func (s *Service) audit(ctx context.Context, actor, action, code string, after a
 // ---- event bus ----
 
 // busLoop follows committed events: session start and end, and new directives.
+// It resumes by id after any cut (a slow moment, a database outage), so an event
+// in the gap, such as a revoked link, is never lost.
 func (s *Service) busLoop() {
 	defer s.wg.Done()
-	for s.ctx.Err() == nil {
-		sub := s.hub.Subscribe(256)
-		s.syncSession()
-		s.followBus(sub)
-		sub.Close()
-		select {
-		case <-s.ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (s *Service) followBus(sub *eventbus.Sub) {
+	var after int64
 	for {
+		// The position is taken before the session is read, so a change in between
+		// is replayed rather than missed (replaying one is harmless).
+		p, err := s.hub.Position(s.ctx)
+		if err == nil {
+			after = p
+			break
+		}
+		s.log.Warn("signaling: event bus position", "err", err)
 		select {
-		case ev, ok := <-sub.C:
-			if !ok {
-				s.log.Warn("signaling: event bus subscription dropped; resubscribing")
-				return
-			}
-			s.onEvent(ev)
 		case <-s.ctx.Done():
 			return
+		case <-time.After(time.Second):
 		}
 	}
+	s.syncSession()
+	_ = s.hub.Follow(s.ctx, after, 256, s.onEvent)
 }
 
 func (s *Service) syncSession() {
@@ -576,8 +571,8 @@ func (s *Service) statsLoop() {
 }
 
 // collectStats reads every live endpoint's media statistics, judges degraded
-// presence from loss and RTCP (never from missing media) and sends consoles the
-// health board.
+// presence from loss, RTCP and media expected but not arriving (never from media
+// paused or gated on purpose) and sends consoles the health board.
 func (s *Service) collectStats(now time.Time) {
 	type item struct {
 		code string

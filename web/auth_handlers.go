@@ -30,7 +30,7 @@ func (s *Server) login(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	now := time.Now()
+	now := s.limiter.now()
 	keys := []string{"u:" + in.Username, "ip:" + c.ClientIP()}
 	for _, k := range keys {
 		if wait := s.limiter.blocked(k, now); wait > 0 {
@@ -56,7 +56,7 @@ func (s *Server) login(c *gin.Context) {
 		s.limiter.succeed(k)
 	}
 	s.setCookie(c, staffCookie, tok, ttl)
-	c.JSON(http.StatusOK, loginResponse{Token: tok, ExpiresAt: now.Add(ttl), Principal: p})
+	c.JSON(http.StatusOK, loginResponse{Token: tok, ExpiresAt: time.Now().Add(ttl), Principal: p})
 }
 
 type joinRequest struct {
@@ -71,7 +71,7 @@ func (s *Server) join(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	now := time.Now()
+	now := s.limiter.now()
 	key := "ip:" + c.ClientIP()
 	if wait := s.limiter.blocked(key, now); wait > 0 {
 		c.Header("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
@@ -95,7 +95,7 @@ func (s *Server) join(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"token": tok, "expires_at": now.Add(ttl), "principal": p, "endpoint": ep})
+	c.JSON(http.StatusOK, gin.H{"token": tok, "expires_at": time.Now().Add(ttl), "principal": p, "endpoint": ep})
 }
 
 func (s *Server) logout(c *gin.Context) {

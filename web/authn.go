@@ -56,6 +56,11 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Next()
 }
 
+// credential picks the request's credential: a bearer token first; otherwise a
+// cookie. A browser can hold both cookies (a leader who opens a join link in the
+// browser where they are logged in), so the page says who it acts as with the
+// query parameter as: "endpoint" takes only ops_endpoint (the join page), "staff"
+// only ops_session (console, desk). Without it the staff cookie wins, as before.
 func credential(r *http.Request) (tok string, viaCookie bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
@@ -63,7 +68,14 @@ func credential(r *http.Request) (tok string, viaCookie bool) {
 		}
 		return "", false
 	}
-	for _, name := range []string{staffCookie, endpointCookie} {
+	names := []string{staffCookie, endpointCookie}
+	switch r.URL.Query().Get("as") {
+	case "endpoint":
+		names = []string{endpointCookie}
+	case "staff":
+		names = []string{staffCookie}
+	}
+	for _, name := range names {
 		if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
 			return ck.Value, true
 		}
@@ -124,11 +136,15 @@ func (s *Server) originAllowed(origin, host string) bool {
 
 // loginLimiter slows password guessing: after max failures within window for a
 // username or a client address, further attempts wait out an exponential back-off.
+//
+// Its clock is a field, so that a test controls time instead of racing the wall
+// clock (a slow -race run can outlast a one-second back-off).
 type loginLimiter struct {
 	mu     sync.Mutex
 	max    int
 	window time.Duration
 	fails  map[string]*failState
+	clock  func() time.Time
 }
 
 type failState struct {
@@ -137,8 +153,27 @@ type failState struct {
 	until time.Time
 }
 
-func newLoginLimiter(max int, window time.Duration) *loginLimiter {
-	return &loginLimiter{max: max, window: window, fails: map[string]*failState{}}
+// newLoginLimiter returns a limiter on the wall clock; now, if not nil, replaces it.
+func newLoginLimiter(max int, window time.Duration, now func() time.Time) *loginLimiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &loginLimiter{max: max, window: window, fails: map[string]*failState{}, clock: now}
+}
+
+// now is the limiter's current time.
+func (l *loginLimiter) now() time.Time {
+	l.mu.Lock()
+	clock := l.clock
+	l.mu.Unlock()
+	return clock()
+}
+
+// setClock replaces the limiter's clock (tests).
+func (l *loginLimiter) setClock(now func() time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clock = now
 }
 
 // blocked returns how long key must still wait.

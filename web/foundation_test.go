@@ -3,16 +3,21 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/internal/app/apptest"
+	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/store/storetest"
 )
@@ -27,13 +32,50 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatalf("readyz: %v", ready)
 	}
 	c.Do("GET", "/api/v1/endpoints", nil, nil, 401) // a request to be counted
-	_, body := c.Do("GET", "/metrics", nil, nil, 200)
+	// The HTTP port does not serve metrics: they name endpoints and their presence.
+	c.Do("GET", "/metrics", nil, nil, 404)
+	body := getMetrics(t, a.MetricsURL(), "", 200)
 	for _, want := range []string{"opscenter_http_request_duration_seconds", "opscenter_db_pool_conns", `opscenter_incidents{status="open"}`, "go_goroutines",
 		"opscenter_endpoints_presence", "opscenter_audit_journal_pending", "opscenter_sfu_"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// With metrics.token set, the metrics listener wants it as a bearer.
+func TestMetricsToken(t *testing.T) {
+	const tok = "0123456789abcdef-metrics"
+	a := apptest.Start(t, func(c *config.Config) { c.Metrics.Token = tok })
+	getMetrics(t, a.MetricsURL(), "", 401)
+	getMetrics(t, a.MetricsURL(), "wrong-token-wrong-token", 401)
+	if body := getMetrics(t, a.MetricsURL(), tok, 200); !strings.Contains(body, "go_goroutines") {
+		t.Fatal("metrics with the token lack go_goroutines")
+	}
+}
+
+func getMetrics(t *testing.T, url, token string, want int) string {
+	t.Helper()
+	if url == "" {
+		t.Fatal("no metrics listener")
+	}
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %d, want %d: %s", url, resp.StatusCode, want, b)
+	}
+	return string(b)
 }
 
 func TestRosterAPI(t *testing.T) {
@@ -263,9 +305,13 @@ func TestCookieLoginJoinAndOrigin(t *testing.T) {
 	resp.Body.Close()
 }
 
+// TestLoginRateLimited runs the back-off on a clock the test holds: nothing here
+// depends on how long a request takes (bcrypt under -race on a busy machine).
 func TestLoginRateLimited(t *testing.T) {
 	a := apptest.Start(t, nil)
 	a.User("lead", auth.RoleLeader)
+	clock := &fakeClock{t: time.Date(2021, 5, 23, 6, 30, 0, 0, time.UTC)}
+	a.Web.SetLoginClock(clock.Now)
 	c := a.Anon()
 	for i := 0; i < 5; i++ {
 		c.Do("POST", "/api/v1/auth/login", `{"username":"lead","password":"wrong password"}`, nil, 401)
@@ -273,6 +319,129 @@ func TestLoginRateLimited(t *testing.T) {
 	st, _ := c.Do("POST", "/api/v1/auth/login", `{"username":"lead","password":"password-lead-long"}`, nil, 0)
 	if st != 429 {
 		t.Fatalf("after 5 failures the right password got %d, want 429 (back-off)", st)
+	}
+	clock.Advance(500 * time.Millisecond) // still inside the first back-off (1 s)
+	c.Do("POST", "/api/v1/auth/login", `{"username":"lead","password":"password-lead-long"}`, nil, 429)
+	clock.Advance(time.Second) // the back-off is over
+	c.Do("POST", "/api/v1/auth/login", `{"username":"lead","password":"password-lead-long"}`, nil, 200)
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestCookieChoiceByPage: a browser that holds both a staff cookie and an endpoint
+// cookie (a leader who opened a join link where they are logged in) is the actor
+// that the page names with ?as=; with no as, the staff cookie wins as before, and
+// a bearer token is not affected by as.
+func TestCookieChoiceByPage(t *testing.T) {
+	a := apptest.Start(t, nil)
+	lead := a.User("lead", auth.RoleLeader)
+	ep := a.Endpoint("07192")
+	var joined struct{ Token string }
+	a.Anon().Do("POST", "/api/v1/auth/join", map[string]string{"token": ep.Token}, &joined, 200)
+	cookies := "ops_session=" + lead.Token + "; ops_endpoint=" + joined.Token
+	me := func(query, cookie, bearer string) (int, string, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", a.URL()+"/api/v1/auth/me"+query, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Principal struct {
+				Username     string `json:"username"`
+				EndpointCode string `json:"endpoint_code"`
+			}
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out.Principal.Username, out.Principal.EndpointCode
+	}
+	cases := []struct {
+		name, query, cookie, bearer string
+		status                      int
+		user, code                  string
+	}{
+		{"both cookies, as=endpoint", "?as=endpoint", cookies, "", 200, "", "07192"},
+		{"both cookies, as=staff", "?as=staff", cookies, "", 200, "lead", ""},
+		{"both cookies, no as", "", cookies, "", 200, "lead", ""},
+		{"staff cookie only, as=endpoint", "?as=endpoint", "ops_session=" + lead.Token, "", 401, "", ""},
+		{"endpoint cookie only, as=staff", "?as=staff", "ops_endpoint=" + joined.Token, "", 401, "", ""},
+		{"endpoint cookie only, no as", "", "ops_endpoint=" + joined.Token, "", 200, "", "07192"},
+		{"bearer wins over as", "?as=endpoint", cookies, lead.Token, 200, "lead", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, user, code := me(tc.query, tc.cookie, tc.bearer)
+			if st != tc.status || user != tc.user || code != tc.code {
+				t.Fatalf("status %d user %q endpoint %q; want %d %q %q", st, user, code, tc.status, tc.user, tc.code)
+			}
+		})
+	}
+
+	// The /ws upgrade itself: with both cookies, as=endpoint joins as the endpoint
+	// and as=staff as the leader's console.
+	for _, tc := range []struct{ as, role, wantCode string }{{"endpoint", "endpoint", "07192"}, {"staff", "console", "22"}} {
+		t.Run("ws as="+tc.as, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			h := http.Header{}
+			h.Set("Cookie", cookies)
+			h.Set("Origin", a.URL())
+			ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.URL(), "http")+"/ws?as="+tc.as, &websocket.DialOptions{HTTPHeader: h})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer ws.CloseNow()
+			join := fmt.Sprintf(`{"type":"join","payload":{"role":%q,"device":{"user_agent":"test"}}}`, tc.role)
+			if err := ws.Write(ctx, websocket.MessageText, []byte(join)); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				_, raw, err := ws.Read(ctx)
+				if err != nil {
+					t.Fatalf("no welcome: %v", err)
+				}
+				var env struct {
+					Type    string
+					Payload struct {
+						Code    string
+						Message string
+					}
+				}
+				_ = json.Unmarshal(raw, &env)
+				if env.Type == "error" {
+					t.Fatalf("error instead of welcome: %s", raw)
+				}
+				if env.Type == "welcome" {
+					if env.Payload.Code != tc.wantCode {
+						t.Fatalf("as=%s welcomed as %q, want %q", tc.as, env.Payload.Code, tc.wantCode)
+					}
+					return
+				}
+			}
+		})
 	}
 }
 

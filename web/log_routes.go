@@ -20,4 +20,6 @@ func (s *Server) logRoutes(api *gin.RouterGroup) {
 
 	api.GET("/sessions/:id/report.csv", s.need(capRead), s.reportCSV)
 	api.GET("/sessions/:id/report.html", s.need(capRead), s.reportHTML)
+	s.turnoutRoutes(api)
+	s.recordingRoutes(api)
 }

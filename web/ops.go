@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/subtle"
 	"net/http"
 	"strconv"
 	"time"
@@ -46,6 +47,25 @@ func newHTTPMetrics(reg *prometheus.Registry, st *store.Store) *httpMetrics {
 
 func (m *httpMetrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// MetricsHandler serves /metrics for the metrics listener (never the HTTP port:
+// the figures name endpoints and their presence). With a token configured, a
+// request must carry it as a bearer; the check needs no database, so metrics stay
+// readable while PostgreSQL is away.
+func (s *Server) MetricsHandler() http.Handler {
+	h := s.metrics.handler()
+	want := []byte("Bearer " + s.Config.Metrics.Token)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.Config.Metrics.Token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	return mux
 }
 
 // observe records each request's duration by its route pattern (not the raw path,

@@ -52,7 +52,7 @@ func New(d Deps) *Server {
 		d.Presence = offline{}
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Deps: d, engine: gin.New(), limiter: newLoginLimiter(5, time.Minute)}
+	s := &Server{Deps: d, engine: gin.New(), limiter: newLoginLimiter(5, time.Minute, time.Now)}
 	s.metrics = newHTTPMetrics(d.Registry, d.Store)
 	s.engine.Use(gin.Recovery(), s.observe, s.limitBody, s.authenticate, s.checkOrigin)
 	s.engine.HandleMethodNotAllowed = true
@@ -63,7 +63,6 @@ func New(d Deps) *Server {
 
 	s.engine.GET("/healthz", s.healthz)
 	s.engine.GET("/readyz", s.readyz)
-	s.engine.GET("/metrics", gin.WrapH(s.metrics.handler()))
 
 	api := s.engine.Group("/api/v1")
 	api.POST("/auth/login", s.login)

@@ -33,6 +33,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer a.Stop(context.Background())
 	if *demo {
+		if err := app.SeedTurnout(ctx, a.Store, cfg.Roster, log); err != nil {
+			return err
+		}
 		if err := printDemo(ctx, a.Store, cfg, stdout); err != nil {
 			return err
 		}

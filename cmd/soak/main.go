@@ -50,6 +50,7 @@ func run() int {
 	flag.DurationVar(&o.Warmup, "warmup", 5*time.Minute, "run (with churn and floor changes) after everyone joined before the start figures: RSS settles in the first minutes as buffers and the GC's heap goal grow to their working size")
 	flag.DurationVar(&o.Window, "window", 20*time.Second, "scrape window for each of the start and end figures")
 	flag.StringVar(&o.URL, "url", "", "soak a running server at this base URL (default: start one)")
+	flag.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with -url: the server's /metrics (its metrics.addr listener)")
 	flag.StringVar(&o.TokensCSV, "tokens", "", "with -url: CSV from `opscenter endpoint token --all --rotate`")
 	flag.StringVar(&o.LeaderUser, "leader-user", "", "with -url: a leader's login")
 	flag.StringVar(&o.LeaderPassword, "leader-password", os.Getenv("SOAK_LEADER_PASSWORD"), "with -url: the leader's password (env SOAK_LEADER_PASSWORD)")

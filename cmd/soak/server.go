@@ -29,6 +29,7 @@ import (
 // target is the server under soak: its URL, the endpoint tokens and a leader token.
 type target struct {
 	URL     string
+	Metrics string            // the server's /metrics URL (its own listener)
 	Tokens  map[string]string // endpoint code → join token
 	Codes   []string          // roster order, without the command room
 	Leader  string            // leader's bearer token
@@ -119,6 +120,11 @@ func startServer(ctx context.Context, o Options, dir string, logf func(string, .
 		return nil, err
 	}
 	t.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	t.Metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	t.LogPath = filepath.Join(dir, "server.log")
 	logFile, err := os.Create(t.LogPath)
 	if err != nil {
@@ -128,6 +134,7 @@ func startServer(ctx context.Context, o Options, dir string, logf func(string, .
 	cmd.Env = append(os.Environ(),
 		"OPSCENTER_DATABASE_URL="+dsn,
 		fmt.Sprintf("OPSCENTER_HTTP_ADDR=127.0.0.1:%d", port),
+		fmt.Sprintf("OPSCENTER_METRICS_ADDR=127.0.0.1:%d", mport),
 		"OPSCENTER_HTTP_PUBLIC_URL="+t.URL,
 		"OPSCENTER_MEDIA_UDP_PORT=0",
 		"OPSCENTER_MEDIA_TCP_PORT=0",
@@ -199,7 +206,7 @@ func externalTarget(ctx context.Context, o Options) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.TokensCSV, err)
 	}
-	t := &target{URL: strings.TrimRight(o.URL, "/"), Tokens: map[string]string{}, stop: func() {}}
+	t := &target{URL: strings.TrimRight(o.URL, "/"), Metrics: o.MetricsURL, Tokens: map[string]string{}, stop: func() {}}
 	for i, r := range recs {
 		if i == 0 || len(r) < 5 {
 			continue // header: code,name,kind,parent_code,join_url

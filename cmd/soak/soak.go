@@ -26,11 +26,11 @@ type Options struct {
 	Warmup      time.Duration
 	Window      time.Duration
 
-	URL, TokensCSV, LeaderUser, LeaderPassword string
-	Bin, Repo                                  string
-	Keep                                       bool
-	JSON                                       string
-	ProfilePrefix                              string // save pprof text profiles as PREFIX-{goroutine,heap}-{start,end}.txt
+	URL, MetricsURL, TokensCSV, LeaderUser, LeaderPassword string
+	Bin, Repo                                              string
+	Keep                                                   bool
+	JSON                                                   string
+	ProfilePrefix                                          string // save pprof text profiles as PREFIX-{goroutine,heap}-{start,end}.txt
 }
 
 // Report is the outcome.
@@ -157,7 +157,7 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 	defer t.stop()
 	rep := &Report{Endpoints: min(o.Endpoints, len(t.Codes)), Warmup: o.Warmup, ServerLog: t.LogPath}
 	codes := t.Codes[:rep.Endpoints]
-	metricsURL := t.URL + "/metrics"
+	metricsURL := t.Metrics
 
 	sessID := uuid.NewString()
 	now := time.Now().UTC()

@@ -22,6 +22,7 @@ import (
 	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/internal/pgembed"
 	"github.com/opscenter/opscenter/journal"
+	"github.com/opscenter/opscenter/recording"
 	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
@@ -39,11 +40,16 @@ type App struct {
 	Log     *slog.Logger
 	DSN     string
 
-	httpLn  net.Listener
-	httpSrv *http.Server
-	pg      *pgembed.Server
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// Recordings runs the video record; the media plane feeds it (see package recording).
+	Recordings *recording.Manager
+
+	httpLn     net.Listener
+	httpSrv    *http.Server
+	metricsLn  net.Listener
+	metricsSrv *http.Server
+	pg         *pgembed.Server
+	cancel     context.CancelFunc
+	done       chan struct{}
 
 	journalDone chan struct{}
 	stopOnce    sync.Once
@@ -89,6 +95,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	j := a.Journal
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opscenter_audit_journal_pending",
 		Help: "Live-session audit events queued on disk, waiting for PostgreSQL."}, func() float64 { return float64(j.Pending()) }))
+	if a.Recordings, err = startRecording(ctx, cfg.Recording, a.Store, a.Journal, reg, log); err != nil {
+		return nil, err
+	}
 	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Audit: a.Journal, Hub: a.Hub, Log: log, Registry: reg,
 		StatePath: cfg.Live.StatePath,
 		Media:     MediaConfig(cfg.Media),
@@ -115,6 +124,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 			log.Error("http server stopped", "err", err)
 		}
 	}()
+	if err := a.serveMetrics(); err != nil {
+		return nil, err
+	}
 	log.Info("opscenter serving", "http", a.httpLn.Addr().String(), "public_url", cfg.HTTP.PublicURL)
 	ok = true
 	return a, nil
@@ -143,6 +155,35 @@ func (a *App) database(ctx context.Context, opt Options) (string, error) {
 		a.Log.Info("applying migration", "seq", seq, "name", name)
 	})
 	return dsn, err
+}
+
+// serveMetrics starts the /metrics listener, when one is configured.
+func (a *App) serveMetrics() error {
+	addr := a.Config.Metrics.Addr
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (metrics.addr): %w", addr, err)
+	}
+	a.metricsLn = ln
+	a.metricsSrv = &http.Server{Handler: a.Web.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := a.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	a.Log.Info("metrics listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// MetricsURL is the URL of /metrics, or "" when metrics are off.
+func (a *App) MetricsURL() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return "http://" + a.metricsLn.Addr().String() + "/metrics"
 }
 
 // HTTPAddr is the address actually listened on (port 0 picks a free one).
@@ -182,10 +223,16 @@ func (a *App) stop(ctx context.Context, crash bool) {
 		}
 		cancel()
 	}
+	if a.metricsSrv != nil {
+		_ = a.metricsSrv.Close()
+	}
 	if a.Live != nil {
 		if err := a.Live.Close(); err != nil {
 			a.Log.Error("stop media", "err", err)
 		}
+	}
+	if a.Recordings != nil {
+		a.Recordings.Close() // media has stopped: finish the files and close their rows
 	}
 	if a.cancel != nil {
 		a.cancel()

@@ -18,12 +18,32 @@ import (
 
 // Config is the whole tree; each subsystem gets its own section.
 type Config struct {
-	HTTP     HTTP     `yaml:"http"`
-	Database Database `yaml:"database"`
-	Roster   Roster   `yaml:"roster"`
-	Media    Media    `yaml:"media"`
-	Live     Live     `yaml:"live"`
-	Log      Log      `yaml:"log"`
+	HTTP      HTTP      `yaml:"http"`
+	Database  Database  `yaml:"database"`
+	Roster    Roster    `yaml:"roster"`
+	Media     Media     `yaml:"media"`
+	Live      Live      `yaml:"live"`
+	Turnout   Turnout   `yaml:"turnout"`
+	Recording Recording `yaml:"recording"`
+	Metrics   Metrics   `yaml:"metrics"`
+	Log       Log       `yaml:"log"`
+}
+
+// Metrics configures the Prometheus endpoint. It names endpoints and their
+// presence, so it has a listener of its own, on loopback unless told otherwise.
+type Metrics struct {
+	// Addr is where /metrics is served; empty turns it off. Never the HTTP port.
+	Addr string `yaml:"addr"`
+	// Token, when set, is required as "Authorization: Bearer TOKEN" (for an Addr
+	// that is not loopback).
+	Token string `yaml:"token"`
+}
+
+// Turnout configures the turnout picture.
+type Turnout struct {
+	// StaleAfter flags a commune that has not reported for this long (measured from
+	// the session's planned start before its first report).
+	StaleAfter time.Duration `yaml:"stale_after"`
 }
 
 // Live configures the live session's local durability.
@@ -171,8 +191,17 @@ func (c Config) Validate() error {
 	if (c.Media.TURN.Username == "") != (c.Media.TURN.Password == "") {
 		return errors.New("media.turn.username and media.turn.password go together")
 	}
+	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
+		return errors.New("metrics.token: at least 16 characters")
+	}
+	if c.Turnout.StaleAfter <= 0 {
+		return errors.New("turnout.stale_after must be positive")
+	}
 	if c.Database.JournalPath == "" {
 		return errors.New("database.journal_path is empty (the audit journal is required)")
+	}
+	if err := c.Recording.validate(); err != nil {
+		return err
 	}
 	switch c.Log.Format {
 	case "text", "json":

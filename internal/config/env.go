@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -46,6 +47,9 @@ func collect(v reflect.Value, prefix string, out map[string]reflect.Value) {
 }
 
 func setFromString(f reflect.Value, s string) error {
+	if u, ok := f.Addr().Interface().(encoding.TextUnmarshaler); ok { // sizes such as 2GiB
+		return u.UnmarshalText([]byte(s))
+	}
 	if f.Type() == reflect.TypeOf(time.Duration(0)) {
 		d, err := time.ParseDuration(s)
 		if err != nil {

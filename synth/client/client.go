@@ -159,6 +159,16 @@ type Client struct {
 	supDone     chan struct{}
 }
 
+// keyframe routes a keyframe request from the RTCP tap to the current session.
+func (c *Client) keyframe(ssrc uint32) {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil {
+		s.keyframe(ssrc)
+	}
+}
+
 // PauseSignaling stops (true) or resumes (false) reading the WebSocket: a client
 // whose signaling reader is stuck. The server must drop it rather than block.
 func (c *Client) PauseSignaling(paused bool) { c.sigPaused.Store(paused) }
@@ -176,7 +186,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	o.defaults()
 	c := &Client{opts: o, msgs: map[string][]Msg{}, rec: newRecorder()}
 	var err error
-	if c.api, err = newMediaAPI(o); err != nil {
+	if c.api, err = newMediaAPI(o, c.keyframe); err != nil {
 		return nil, err
 	}
 	c.connMu.Lock()

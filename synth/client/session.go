@@ -11,8 +11,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v2"
-	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
@@ -24,11 +22,12 @@ import (
 // mediaAPI is the client's Pion API (shared by its successive connections).
 type mediaAPI struct{ api *webrtc.API }
 
-func newMediaAPI(o Options) (*mediaAPI, error) {
+func newMediaAPI(o Options, onPLI func(mediaSSRC uint32)) (*mediaAPI, error) {
 	me, ir, err := BrowserMediaEngine()
 	if err != nil {
 		return nil, err
 	}
+	ir.Add(&tapFactory{onPLI: onPLI}) // last: it reads what the others have seen (rtcptap.go)
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
@@ -340,6 +339,16 @@ func (s *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}()
 }
 
+// keyframe answers a PLI or FIR for one of the published encodings.
+func (s *session) keyframe(ssrc uint32) {
+	s.vmu.Lock()
+	v := s.videos[s.ssrcRID[ssrc]]
+	s.vmu.Unlock()
+	if v != nil {
+		v.RequestKeyframe()
+	}
+}
+
 func (s *session) setPaused(rid string, paused bool) {
 	s.vmu.Lock()
 	s.paused[rid] = paused
@@ -472,42 +481,8 @@ func (s *session) startVideo(code string, pc *webrtc.PeerConnection, sender *web
 		}
 	}
 	s.vmu.Unlock()
-	// RTCP from the server, per encoding: PLI and FIR → keyframes. (ReadRTCP
-	// alone would only see the first encoding's RTCP.)
-	for _, l := range o.Layers {
-		read := sender.ReadRTCP
-		if len(o.Layers) > 1 {
-			rid := l.RID
-			read = func() ([]rtcp.Packet, interceptor.Attributes, error) { return sender.ReadSimulcastRTCP(rid) }
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			for {
-				pkts, _, err := read()
-				if err != nil {
-					return
-				}
-				for _, p := range pkts {
-					var ssrc uint32
-					switch x := p.(type) {
-					case *rtcp.PictureLossIndication:
-						ssrc = x.MediaSSRC
-					case *rtcp.FullIntraRequest:
-						ssrc = x.MediaSSRC
-					default:
-						continue
-					}
-					s.vmu.Lock()
-					v := s.videos[s.ssrcRID[ssrc]]
-					s.vmu.Unlock()
-					if v != nil {
-						v.RequestKeyframe()
-					}
-				}
-			}
-		}()
-	}
+	// RTCP from the server (PLI and FIR → keyframes) comes through the tap
+	// (rtcptap.go, Client.keyframe → session.keyframe).
 	for i, l := range o.Layers {
 		rid := l.RID
 		if len(o.Layers) == 1 {

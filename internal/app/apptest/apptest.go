@@ -57,11 +57,13 @@ func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 	cfg.HTTP.PublicURL = "http://" + cfg.HTTP.Addr
 	ln.Close()
 	cfg.Media.UDPPort, cfg.Media.TCPPort, cfg.Media.TURN.Port = 0, 0, 0
+	cfg.Metrics.Addr = "127.0.0.1:0"
 	// Local state files per app (tests run in parallel); a restart test passes
 	// the old app's paths through mutate.
 	dir := t.TempDir()
 	cfg.Database.JournalPath = filepath.Join(dir, "audit.journal")
 	cfg.Live.StatePath = filepath.Join(dir, "live-state.json")
+	cfg.Recording.Dir = filepath.Join(dir, "recordings")
 	if mutate != nil {
 		mutate(&cfg)
 	}

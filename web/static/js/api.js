@@ -24,6 +24,28 @@ export class ApiError extends Error {
   }
 }
 
+/** @type {''|'endpoint'|'staff'} who this page acts as; see setActor */
+let actor = '';
+
+/**
+ * Says who this page acts as: every request then carries ?as=endpoint (the join
+ * page) or ?as=staff, and the server takes the matching cookie when the browser holds
+ * both a staff login and an endpoint's join cookie.
+ * @param {''|'endpoint'|'staff'} as
+ */
+export function setActor(as) {
+  actor = as;
+}
+
+/**
+ * @param {string} path
+ * @returns {string} path with the page's actor
+ */
+function withActor(path) {
+  if (!actor) return path;
+  return path + (path.includes('?') ? '&' : '?') + 'as=' + actor;
+}
+
 /**
  * Calls the API with the page's cookies. fetch() sends the same-origin Origin header
  * that the server requires on state-changing requests.
@@ -40,7 +62,7 @@ export async function api(method, path, body, opts = {}) {
   /** @type {Response} */
   let resp;
   try {
-    resp = await fetch(path, {
+    resp = await fetch(withActor(path), {
       method,
       credentials: 'same-origin',
       headers: body === undefined ? {} : { 'Content-Type': 'application/json' },

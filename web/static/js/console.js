@@ -10,6 +10,7 @@ import { C, S as M, Signaling } from './protocol.js';
 import { MediaLink } from './rtc.js';
 import { currentSession, logout, requireStaff, roster } from './session.js';
 import { byId, exposeState, groupByDistrict, h, toast } from './ui.js';
+import { mountTurnoutBoard } from './turnout.js';
 
 /** @typedef {import('./session.js').Endpoint} Endpoint */
 
@@ -54,6 +55,8 @@ const st = {
 let sig;
 /** @type {MediaLink} */
 let media;
+/** @type {ReturnType<typeof mountTurnoutBoard>|null} */
+let board = null;
 
 // ---- wall ----
 
@@ -270,6 +273,7 @@ async function loadSide() {
   } catch { /* no session yet or no log: keep the last list */ }
   try {
     const r = await api('GET', '/api/v1/directives');
+    /** @type {any[]} */
     const list = Array.isArray(r) ? r : r.directives || [];
     st.unacked = list.filter((d) => d.summary && d.summary.acked < d.summary.total).slice(0, 8);
   } catch { /* as above */ }
@@ -295,6 +299,7 @@ function renderAll() {
   renderHealth();
   renderControls();
   renderSide();
+  if (board) board.render();
   const c = byId('conn');
   c.dataset.state = st.link;
   c.className = 'badge ' + (st.link === 'open' ? 'ok' : 'warn');
@@ -410,9 +415,11 @@ async function init() {
   });
   byId('rollcall').addEventListener('click', () => sig.send(st.rollCall ? C.rollCallStop : C.rollCallStart, {}));
 
+  board = mountTurnoutBoard(byId('turnout'));
   renderAll();
   await loadSide();
   followEvents((e) => {
+    if (board) board.onEvent(e);
     if (e.entity === 'incident' || e.entity === 'directive') {
       clearTimeout(sideTimer);
       sideTimer = setTimeout(loadSide, 500);

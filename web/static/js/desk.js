@@ -7,6 +7,7 @@ import { apply, fmtTime, t, wireSwitch } from './i18n.js';
 import { currentSession, logout, requireStaff, roster } from './session.js';
 import { byId, exposeState, h, toast } from './ui.js';
 import { CATEGORIES, SEVERITIES, STATUSES } from './constants.js';
+import { mountTurnoutBoard } from './turnout.js';
 
 
 /**
@@ -46,6 +47,8 @@ const S = {
 };
 
 const outbox = new Outbox('ops.desk.outbox');
+/** @type {ReturnType<typeof mountTurnoutBoard>|null} */
+let board = null;
 
 /** @param {string} sel */
 function val(sel) {
@@ -423,6 +426,7 @@ function renderStatic() {
   renderIncidents();
   renderMatrix();
   setLive(S.live);
+  if (board) board.render();
 }
 
 /** @param {string} s */
@@ -458,7 +462,8 @@ async function init() {
   byId('ddistrict').replaceChildren(...S.endpoints.filter((e) => e.kind === 'district').map((e) => h('option', { value: e.code, text: `${e.code} ${e.name}` })));
   await loadSession();
   await Promise.all([loadIncidents().catch(showErr), loadDirectives().catch(showErr)]);
-  followEvents(onEvent, setLive);
+  board = mountTurnoutBoard(byId('turnout'));
+  followEvents((e) => { if (board) board.onEvent(e); onEvent(e); }, setLive);
   setInterval(renderMatrix, 30000);
 
   let qTimer = 0;

@@ -57,4 +57,5 @@ export const KNOWN_ACTIONS = [
   'incident.created', 'incident.updated', 'incident.commented',
   'directive.issued', 'directive.delivered', 'directive.acknowledged', 'directive.replied', 'directive.done',
   'session.created', 'session.started', 'session.ended',
+  'turnout.reported', 'turnout.registered_loaded', 'turnout.registered_changed',
 ];

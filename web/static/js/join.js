@@ -2,12 +2,13 @@
 // The endpoint app, opened from a join link: device check, then program + floor,
 // hand, microphone policy, directives inbox, incident reports that survive a
 // dropped network, and a visible connection state.
-import { api, ApiError, Outbox, uuid } from './api.js';
+import { api, ApiError, Outbox, setActor, uuid } from './api.js';
 import { apply, fmtTime, t, wireSwitch } from './i18n.js';
 import { C, S as M, Signaling } from './protocol.js';
 import { MediaLink } from './rtc.js';
 import { beep, byId, exposeState, h, toast } from './ui.js';
 import { CATEGORIES, SEVERITIES } from './constants.js';
+import { mountEndpointTurnout } from './turnout.js';
 
 const st = {
   phase: 'link', // link | nolink | badlink | devicecheck | live | replaced
@@ -28,6 +29,10 @@ const st = {
   /** @type {MediaStream|null} */
   stream: null,
   deviceError: '',
+  /** this endpoint's presence as the server last said it (presence messages for our code) */
+  presence: '',
+  /** why the server says degraded, e.g. no_media */
+  presenceReason: '',
 };
 
 /** @type {Signaling|null} */
@@ -36,6 +41,8 @@ let sig = null;
 let media = null;
 /** @type {Outbox} */
 let outbox;
+/** @type {ReturnType<typeof mountEndpointTurnout>|null} the endpoint's own turnout and its form */
+let turnout = null;
 
 /** @param {string} phase */
 function setPhase(phase) {
@@ -88,13 +95,27 @@ async function openDevices() {
     st.stream = null;
     st.deviceError = String(/** @type {Error} */ (e).message || e);
     byId('deverr').textContent = t('join.nodevice', { msg: st.deviceError });
+    if (st.phase === 'live') applyMic(); // tell the server: no camera, no microphone
     return;
   }
   /** @type {HTMLVideoElement} */ (byId('preview')).srcObject = st.stream;
   /** @type {HTMLVideoElement} */ (byId('self')).srcObject = st.stream;
   startMeter(st.stream);
   await listDevices();
-  if (media && st.phase === 'live') await media.publish(st.stream);
+  // Live: replace the tracks on the publisher leg (queued behind any negotiation),
+  // and tell the server what we now send (it expects media from what mute_state says).
+  if (media && st.phase === 'live') {
+    await media.publish(st.stream);
+    applyMic();
+  }
+}
+
+/** openDevices for event handlers: a failure is shown and logged, never left unhandled. */
+function reopenDevices() {
+  openDevices().catch((e) => {
+    console.warn('devices:', e);
+    toast(t('join.nodevice', { msg: String(/** @type {Error} */ (e).message || e) }), 'error');
+  });
 }
 
 async function listDevices() {
@@ -140,14 +161,25 @@ function joinLive() {
   sig = s;
   media = m;
   s.on('state', (p) => { st.link = p.state; renderConn(p.retryIn); if (p.state === 'replaced') { setPhase('replaced'); byId('linkmsg').textContent = t('conn.replaced'); m.close(); } });
-  s.on('down', () => m.close());
+  s.on('down', () => { m.close(); st.presence = ''; st.presenceReason = ''; renderConn(); });
   s.on(M.welcome, (/** @type {import('./protocol.js').Welcome} */ w) => {
     st.welcome = w;
+    st.presence = 'joined';
+    st.presenceReason = '';
     applySnapshot(w.state);
     m.config.iceServers = w.ice_servers || [];
-    m.reset();
-    if (st.stream) m.publish(st.stream).catch((e) => toast(String(e), 'error'));
+    m.reset(); // the server made a new peer: the one place PeerConnections are created
+    if (st.stream) m.publish(st.stream); // queued on the publisher leg; never rejects
     loadInbox();
+    if (turnout) turnout.refresh();
+  });
+  // The server's view of this endpoint ({code, state, reason?}): degraded with reason
+  // no_media when it expects our media and gets none.
+  s.on(M.presence, (/** @type {import('./protocol.js').PresenceMsg} */ p) => {
+    if (!p || p.code !== st.code) return;
+    st.presence = p.state;
+    st.presenceReason = p.reason || '';
+    renderConn();
   });
   s.on(M.floor, (p) => { st.floor = p.code; renderLive(); });
   s.on(M.hands, (p) => { st.hands = p.queue || []; renderLive(); });
@@ -179,6 +211,7 @@ function joinLive() {
     el.play().catch(() => {});
   });
   m.addEventListener('quality', () => renderConn());
+  m.addEventListener('sendstate', () => renderConn());
   m.addEventListener('failed', () => s.reconnect());
   s.connect();
   renderLive();
@@ -240,11 +273,34 @@ function renderConn(retryIn) {
   el.className = 'badge ' + (st.link === 'open' ? 'ok' : st.link === 'reconnecting' || st.link === 'connecting' ? 'warn' : 'bad');
   el.textContent = st.link === 'reconnecting' ? t('conn.reconnecting', { s: retryIn ?? '…' }) : t('conn.' + (st.link === 'idle' ? 'closed' : st.link === 'removed' ? 'closed' : st.link));
   const q = media ? media.quality : null;
+  // The page never says "good" while the server reports this endpoint degraded or
+  // while our own publisher leg sends nothing it should.
+  const ms = mediaState();
+  const level = !q ? 'none' : ms !== 'ok' && q.level !== 'none' ? 'poor' : q.level;
   const qe = byId('quality');
-  qe.dataset.quality = q ? q.level : 'none';
-  qe.className = 'badge ' + (q && q.level === 'good' ? 'ok' : q && q.level === 'fair' ? 'warn' : q && q.level === 'poor' ? 'bad' : '');
-  qe.textContent = t('quality.' + (q ? q.level : 'none'));
+  qe.dataset.quality = level;
+  qe.className = 'badge ' + (level === 'good' ? 'ok' : level === 'fair' ? 'warn' : level === 'poor' ? 'bad' : '');
+  qe.textContent = t('quality.' + level);
   if (q) qe.title = t('quality.detail', { rtt: q.rttMs, loss: q.lossPct, kbps: q.sendKbps });
+  const mw = byId('mediawarn');
+  mw.dataset.state = ms;
+  mw.dataset.reason = st.presence === 'degraded' ? st.presenceReason : '';
+  mw.classList.toggle('hidden', ms === 'ok');
+  mw.textContent = ms === 'degraded'
+    ? (st.presenceReason === 'no_media' ? t('join.degraded.no_media') : t('join.degraded'))
+    : ms === 'notsending' ? t('join.notsending', { kinds: (media ? media.send.kinds : []).map((k) => t('join.kind.' + k)).join(', ') }) : '';
+}
+
+/**
+ * The media state the page shows: degraded (the server says so), notsending (our
+ * publisher leg's bytesSent does not grow though it should), or ok.
+ * @returns {'ok'|'degraded'|'notsending'}
+ */
+function mediaState() {
+  if (st.phase !== 'live' || st.link !== 'open') return 'ok';
+  if (st.presence === 'degraded') return 'degraded';
+  if (media && media.send.stalled) return 'notsending';
+  return 'ok';
 }
 
 // ---- directives ----
@@ -346,9 +402,11 @@ function renderStatic() {
   renderLive();
   renderConn();
   if (outbox) { renderOutbox(); }
+  if (turnout) turnout.render();
 }
 
 async function init() {
+  setActor('endpoint'); // this page acts as the endpoint, even where a staff login exists
   renderStatic();
   wireSwitch(byId('lang'), renderStatic);
   exposeState({
@@ -361,6 +419,11 @@ async function init() {
     layers: () => (media ? { ...media.layers } : {}),
     framesDecoded: () => () => (media ? media.framesDecoded() : Promise.resolve({})),
     sending: () => () => (media ? media.sending() : Promise.resolve({})),
+    sentBytes: () => () => (media ? media.sentBytes() : Promise.resolve({ audio: 0, video: 0 })),
+    pcCreated: () => (media ? media.created : 0),
+    presence: () => st.presence, presenceReason: () => st.presenceReason, mediaState: () => mediaState(),
+    notSending: () => (media ? [...media.send.kinds] : []),
+    turnout: () => (turnout ? turnout.state() : null),
   });
   const ep = await exchangeLink();
   if (ep === null) { setPhase('badlink'); byId('linkmsg').textContent = t('join.badlink'); return; }
@@ -381,6 +444,7 @@ async function init() {
       renderInbox();
     }
   });
+  turnout = mountEndpointTurnout({ code: ep.code, outbox });
   renderStatic();
   restoreDraft();
   byId('report').addEventListener('input', saveDraft);
@@ -395,11 +459,11 @@ async function init() {
     st.muted = false;
     applyMic();
   });
-  byId('camsel').addEventListener('change', openDevices);
-  byId('micsel').addEventListener('change', openDevices);
+  byId('camsel').addEventListener('change', reopenDevices);
+  byId('micsel').addEventListener('change', reopenDevices);
   byId('joinbtn').addEventListener('click', joinLive);
   setPhase('devicecheck');
-  outbox.flush();
+  outbox.flush().catch((e) => console.warn('outbox:', e));
   setInterval(() => { if (st.phase === 'live') loadInbox(); }, 30000);
   await openDevices();
 }

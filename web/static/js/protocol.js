@@ -40,6 +40,7 @@
  * @typedef {Object} PresenceMsg
  * @property {string} code
  * @property {string} state offline | joined | connected | degraded
+ * @property {string} [reason] why degraded, e.g. no_media (the server expects media and gets none)
  * @property {StatEntry} [stats]
  *
  * @typedef {Object} Tile
@@ -99,9 +100,15 @@ export class Signaling extends EventTarget {
     this.stopped = false;
   }
 
-  /** @returns {string} the /ws URL of this origin */
-  static url() {
-    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+  /**
+   * The /ws URL of this origin. The page says who it acts as (as=endpoint from the
+   * join page, as=staff from the console), because one browser can hold both a staff
+   * login and an endpoint's join cookie; the server then takes the matching cookie.
+   * @param {'endpoint'|'staff'} [as]
+   * @returns {string}
+   */
+  static url(as) {
+    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws' + (as ? '?as=' + as : '');
   }
 
   /** Opens the link (and keeps reopening it until close()). */
@@ -109,7 +116,7 @@ export class Signaling extends EventTarget {
     this.stopped = false;
     clearTimeout(this.retryTimer);
     this.#setState(this.attempt ? 'reconnecting' : 'connecting');
-    const ws = new WebSocket(Signaling.url());
+    const ws = new WebSocket(Signaling.url(this.role === 'endpoint' ? 'endpoint' : 'staff'));
     this.ws = ws;
     ws.onopen = () => {
       this.send(C.join, { role: this.role, device: { user_agent: navigator.userAgent, ...this.device } });
