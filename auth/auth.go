@@ -57,15 +57,45 @@ type Principal struct {
 	Username     string `json:"username,omitempty"`
 	Role         Role   `json:"role,omitempty"`
 	EndpointCode string `json:"endpoint_code,omitempty"`
+	// District, for district-scoped staff ("phân quyền điều hành"), is the district
+	// code the account is limited to: that district and its communes. Empty means
+	// the whole province.
+	District string `json:"district,omitempty"`
 }
 
 // IsEndpoint reports whether the principal is an endpoint's join credential.
 func (p Principal) IsEndpoint() bool { return p.EndpointCode != "" }
 
+// Scoped reports whether the principal is staff limited to one district.
+func (p Principal) Scoped() bool { return !p.IsEndpoint() && p.District != "" }
+
+// InScope reports whether the unit code is within what the principal may see and
+// act on. Unscoped staff reach every unit; district-scoped staff their district and
+// the units whose parent it is (parentOf returns a code's parent, "" when unknown);
+// an endpoint only itself.
+func (p Principal) InScope(code string, parentOf func(string) string) bool {
+	switch {
+	case p.IsEndpoint():
+		return code == p.EndpointCode
+	case !p.Scoped():
+		return true
+	case code == "":
+		return false
+	case code == p.District:
+		return true
+	}
+	return parentOf != nil && parentOf(code) == p.District
+}
+
 // Can reports whether a staff principal has capability c. Endpoints have none of the
 // staff capabilities; what they may do is checked per route (only as themselves).
+// District-scoped staff never run the session nor administer: session control
+// stays with the province, whatever the role.
 func (p Principal) Can(c Capability) bool {
 	if p.IsEndpoint() {
+		return false
+	}
+	if p.Scoped() && (c == CapRunSession || c == CapAdmin) {
 		return false
 	}
 	for _, x := range roleCaps[p.Role] {

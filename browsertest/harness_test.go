@@ -183,6 +183,7 @@ func startServerDSN(t testing.TB, dsn string) *server {
 		"OPSCENTER_LOG_LEVEL=info",
 		"OPSCENTER_DATABASE_JOURNAL_PATH="+filepath.Join(state, "audit.journal"),
 		"OPSCENTER_LIVE_STATE_PATH="+filepath.Join(state, "live-state.json"),
+		"OPSCENTER_RECORDING_DIR="+filepath.Join(state, "recordings"),
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -95,6 +95,7 @@ func StartServer(ctx context.Context, o ServerOptions) (_ *Server, err error) {
 		"OPSCENTER_DATABASE_FALLBACK_DATA_DIR="+filepath.Join(dir, "pg-fallback"),
 		"OPSCENTER_DATABASE_JOURNAL_PATH="+filepath.Join(dir, "audit.journal"),
 		"OPSCENTER_LIVE_STATE_PATH="+filepath.Join(dir, "live-state.json"),
+		"OPSCENTER_RECORDING_DIR="+filepath.Join(dir, "recordings"),
 		"OPSCENTER_MEDIA_UDP_PORT=0",
 		"OPSCENTER_MEDIA_TCP_PORT=0",
 		"OPSCENTER_MEDIA_NETWORK_TYPES=udp4",

@@ -13,8 +13,14 @@
 //	rec := h.Recorder()
 //	// per RTP packet, per RTCP sender report, until h.Done() is closed:
 //	rec.WriteVideoRTP(pkt); rec.WriteAudioRTP(pkt); rec.SenderReport(record.Video, ntp, rtpTS)
-//	// when the stream ends (floor revoked, session ended, publisher gone):
+//	// when the stream ends (floor revoked, publisher gone):
 //	row, err := h.Close()
+//	// when the session ends: every recording of it at once
+//	rows, err := mgr.StopSession(sessionID)
+//
+// In the app the manager is app.App.Recordings; it is made, repaired (RepairOpen)
+// and run (Go: free space, retention) at start, and closed after the media plane
+// at stop.
 //
 // The manager may stop a recording itself (free space below recording.min_free);
 // h.Done() is then closed and the recorder's writes return record.ErrClosed.
@@ -355,6 +361,22 @@ func (m *Manager) Active() []*Handle {
 		out = append(out, h)
 	}
 	return out
+}
+
+// StopSession finishes every recording of a session in progress (the session
+// ended) and returns their rows.
+func (m *Manager) StopSession(sessionID string) ([]store.Recording, error) {
+	var rows []store.Recording
+	var errs []error
+	for _, h := range m.Active() {
+		if h.row.SessionID != sessionID {
+			continue
+		}
+		row, err := h.Close()
+		rows = append(rows, row)
+		errs = append(errs, err)
+	}
+	return rows, errors.Join(errs...)
 }
 
 // stopAll stops every recording in progress, noting why.

@@ -379,6 +379,11 @@ func TestRecordingRepairOpen(t *testing.T) {
 	if row, _ := f.st.GetRecording(ctx, live.ID()); row.State != "open" {
 		t.Fatalf("live recording's row %+v", row)
 	}
+	// The session ends: its recordings are finished (this one had no media).
+	rows, err := m2.StopSession(f.sess.ID)
+	if err != nil || len(rows) != 1 || rows[0].ID != live.ID() || rows[0].State != "deleted" || len(m2.Active()) != 0 {
+		t.Fatalf("stop session: %+v %v", rows, err)
+	}
 }
 
 func TestRecordingRetention(t *testing.T) {

@@ -19,15 +19,41 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// CreateUser adds a staff account with an already-hashed password.
+// CreateUser adds a staff account with an already-hashed password, for the whole
+// province.
 func (s *Store) CreateUser(ctx context.Context, actor, username string, role auth.Role, passwordHash string) (int64, error) {
+	return s.CreateScopedUser(ctx, actor, username, role, "", passwordHash)
+}
+
+// CreateScopedUser adds a staff account limited to district (a district code of the
+// roster; "" is the whole province). An admin cannot be limited. A bad district is a
+// FieldError on "district".
+func (s *Store) CreateScopedUser(ctx context.Context, actor, username string, role auth.Role, district, passwordHash string) (int64, error) {
+	if district != "" && role == auth.RoleAdmin {
+		return 0, fieldErr("district", "an admin manages the whole province and cannot be limited to a district")
+	}
 	var id int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) RETURNING id`,
-			username, passwordHash, string(role)).Scan(&id)
+		var dist *string
+		if district != "" {
+			var kind string
+			err := tx.QueryRow(ctx, `SELECT kind FROM endpoints WHERE code = $1`, district).Scan(&kind)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && kind != KindDistrict) {
+				return fieldErr("district", "%q is not a district code of the roster", district)
+			}
+			if err != nil {
+				return fmt.Errorf("read district %s: %w", district, err)
+			}
+			dist = &district
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO users (username, password_hash, role, district_code) VALUES ($1, $2, $3, $4) RETURNING id`,
+			username, passwordHash, string(role), dist).Scan(&id)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			return fmt.Errorf("user %q exists: %w", username, ErrConflict)
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "23514" && pgErr.ConstraintName == "users_admin_unscoped" {
+			return fieldErr("district", "an admin cannot be limited to a district")
 		}
 		if errors.As(err, &pgErr) && pgErr.Code == "23514" {
 			return fieldErr("username", "use 2-64 lowercase letters, digits, '.', '_' or '-'")
@@ -35,8 +61,12 @@ func (s *Store) CreateUser(ctx context.Context, actor, username string, role aut
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
 		}
+		after := map[string]string{"username": username, "role": string(role)}
+		if district != "" {
+			after["district"] = district
+		}
 		_, err = appendEvent(ctx, tx, Event{Actor: actor, Action: "user.created", Entity: "user", EntityID: username,
-			After: mustJSON(map[string]string{"username": username, "role": string(role)})})
+			After: mustJSON(after)})
 		return err
 	})
 	return id, err
@@ -72,8 +102,8 @@ func (s *Store) Login(ctx context.Context, username, password string, ttl time.D
 	var p auth.Principal
 	var hash string
 	var role string
-	err := s.pool.QueryRow(ctx, `SELECT id, username, role, password_hash FROM users WHERE username = $1 AND NOT disabled`,
-		username).Scan(&p.UserID, &p.Username, &role, &hash)
+	err := s.pool.QueryRow(ctx, `SELECT id, username, role, coalesce(district_code, ''), password_hash FROM users WHERE username = $1 AND NOT disabled`,
+		username).Scan(&p.UserID, &p.Username, &role, &p.District, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Spend the same time as a real check so usernames cannot be probed by timing.
 		_ = auth.CheckPassword(dummyHash(), password)
@@ -115,12 +145,12 @@ func (s *Store) Resolve(ctx context.Context, token string) (auth.Principal, erro
 	var p auth.Principal
 	h := auth.HashToken(token)
 	var uid *int64
-	var username, role, code *string
+	var username, role, code, district *string
 	err := s.pool.QueryRow(ctx, `
-		SELECT a.user_id, u.username, u.role, a.endpoint_code
+		SELECT a.user_id, u.username, u.role, a.endpoint_code, u.district_code
 		FROM auth_sessions a LEFT JOIN users u ON u.id = a.user_id
 		WHERE a.token_hash = $1 AND a.expires_at > now() AND (u.id IS NULL OR NOT u.disabled)`, h).
-		Scan(&uid, &username, &role, &code)
+		Scan(&uid, &username, &role, &code, &district)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = s.pool.QueryRow(ctx, `SELECT code FROM endpoints WHERE token_hash = $1`, h).Scan(&p.EndpointCode)
 		if err != nil {
@@ -136,6 +166,9 @@ func (s *Store) Resolve(ctx context.Context, token string) (auth.Principal, erro
 		return p, nil
 	}
 	p.UserID, p.Username, p.Role = *uid, *username, auth.Role(*role)
+	if district != nil {
+		p.District = *district
+	}
 	return p, nil
 }
 

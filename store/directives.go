@@ -270,15 +270,27 @@ func expandTargets(ctx context.Context, tx pgx.Tx, t Targets) ([]string, error) 
 }
 
 func getDirective(ctx context.Context, q querier, id string) (Directive, error) {
+	return getDirectiveIn(ctx, q, id, "")
+}
+
+// getDirectiveIn reads a directive as seen from a district scope ("" = all): only the
+// receipts of the district's units, and ErrNotFound when none of its targets is there.
+func getDirectiveIn(ctx context.Context, q querier, id, scope string) (Directive, error) {
 	d, err := scanDirective(q.QueryRow(ctx, `SELECT `+directiveCols+` FROM directives d WHERE d.id = $1`, id))
 	if err != nil {
 		return d, fmt.Errorf("directive %s: %w", id, notFound(err))
 	}
-	rs, err := receipts(ctx, q, []string{id})
+	rs, err := receiptsIn(ctx, q, []string{id}, scope)
 	if err != nil {
 		return d, err
 	}
+	if scope != "" && len(rs[id]) == 0 {
+		return Directive{}, fmt.Errorf("directive %s: %w", id, ErrNotFound)
+	}
 	d.Receipts = rs[id]
+	if scope != "" {
+		d.Targets = scopeTargets(d.Targets, rs[id])
+	}
 	d.TargetCodes = make([]string, len(d.Receipts))
 	for i, r := range d.Receipts {
 		d.TargetCodes[i] = r.EndpointCode
@@ -289,8 +301,14 @@ func getDirective(ctx context.Context, q querier, id string) (Directive, error) 
 
 // receipts reads the receipts of several directives, each in roster order.
 func receipts(ctx context.Context, q querier, ids []string) (map[string][]Receipt, error) {
+	return receiptsIn(ctx, q, ids, "")
+}
+
+// receiptsIn is receipts limited to one district's units ("" = all).
+func receiptsIn(ctx context.Context, q querier, ids []string, scope string) (map[string][]Receipt, error) {
 	rows, err := q.Query(ctx, `SELECT `+receiptCols+receiptFrom+`
-		WHERE r.directive_id = ANY($1::uuid[]) ORDER BY r.directive_id, length(r.endpoint_code), r.endpoint_code`, ids)
+		WHERE r.directive_id = ANY($1::uuid[]) AND ($2 = '' OR e.code = $2 OR e.parent_code = $2)
+		ORDER BY r.directive_id, length(r.endpoint_code), r.endpoint_code`, ids, scope)
 	if err != nil {
 		return nil, fmt.Errorf("query receipts: %w", err)
 	}
@@ -326,16 +344,40 @@ func summarize(rs []Receipt) *ReceiptSummary {
 
 // GetDirective returns a directive with every receipt's state and a summary.
 func (s *Store) GetDirective(ctx context.Context, id string) (Directive, error) {
+	return s.GetDirectiveIn(ctx, id, "")
+}
+
+// GetDirectiveIn is GetDirective as seen from a district scope ("" = all): only the
+// district's receipts (and target codes, and summary over them); ErrNotFound when
+// the directive has no target there.
+func (s *Store) GetDirectiveIn(ctx context.Context, id, scope string) (Directive, error) {
 	if validUUID("id", id) != nil {
 		return Directive{}, fmt.Errorf("directive %q: %w", id, ErrNotFound)
 	}
-	return getDirective(ctx, s.pool, id)
+	return getDirectiveIn(ctx, s.pool, id, scope)
+}
+
+// scopeTargets keeps, of an endpoints list, the codes that are among the scoped
+// receipts: a district's staff do not learn which other units a directive went to.
+func scopeTargets(t Targets, rs []Receipt) Targets {
+	if t.Endpoints == nil {
+		return t
+	}
+	var kept []string
+	for _, c := range t.Endpoints {
+		if slices.ContainsFunc(rs, func(r Receipt) bool { return r.EndpointCode == c }) {
+			kept = append(kept, c)
+		}
+	}
+	t.Endpoints = kept
+	return t
 }
 
 // DirectiveFilter narrows ListDirectives; empty fields match all.
 type DirectiveFilter struct {
 	Endpoint string // only directives targeting this endpoint, each with its receipt
 	Session  string
+	Scope    string // the caller's district scope: only directives with a target there, and only those receipts
 }
 
 // ListDirectives returns up to 500 directives, newest first, each with its receipt
@@ -347,7 +389,9 @@ func (s *Store) ListDirectives(ctx context.Context, f DirectiveFilter) ([]Direct
 	rows, err := s.pool.Query(ctx, `SELECT `+directiveCols+` FROM directives d
 		WHERE ($1 = '' OR d.session_id::text = $1)
 		  AND ($2 = '' OR EXISTS (SELECT 1 FROM directive_receipts r WHERE r.directive_id = d.id AND r.endpoint_code = $2))
-		ORDER BY d.created_at DESC, d.id DESC LIMIT 500`, f.Session, f.Endpoint)
+		  AND ($3 = '' OR EXISTS (SELECT 1 FROM directive_receipts r JOIN endpoints e ON e.code = r.endpoint_code
+		                          WHERE r.directive_id = d.id AND (e.code = $3 OR e.parent_code = $3)))
+		ORDER BY d.created_at DESC, d.id DESC LIMIT 500`, f.Session, f.Endpoint, f.Scope)
 	if err != nil {
 		return nil, fmt.Errorf("list directives: %w", err)
 	}
@@ -359,13 +403,16 @@ func (s *Store) ListDirectives(ctx context.Context, f DirectiveFilter) ([]Direct
 	for i, d := range list {
 		ids[i] = d.ID
 	}
-	rs, err := receipts(ctx, s.pool, ids)
+	rs, err := receiptsIn(ctx, s.pool, ids, f.Scope)
 	if err != nil {
 		return nil, err
 	}
 	for i := range list {
 		d := &list[i]
 		d.Summary = summarize(rs[d.ID])
+		if f.Scope != "" {
+			d.Targets = scopeTargets(d.Targets, rs[d.ID])
+		}
 		if f.Endpoint != "" {
 			for _, r := range rs[d.ID] {
 				if r.EndpointCode == f.Endpoint {

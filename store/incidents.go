@@ -499,6 +499,7 @@ type IncidentFilter struct {
 	Status, Severity, Category string
 	Endpoint                   string
 	District                   string // the district unit and its communes
+	Scope                      string // the caller's district scope: nothing outside it ("" = all)
 	Session                    string
 	Q                          string // words that must all appear, diacritics ignored
 	Cursor                     string // from a previous page's NextCursor
@@ -576,6 +577,9 @@ func (f IncidentFilter) sql() (string, []any, error) {
 	}
 	if f.District != "" {
 		add(`(e.code = $? OR e.parent_code = $?)`, f.District)
+	}
+	if f.Scope != "" {
+		add(`(e.code = $? OR e.parent_code = $?)`, f.Scope)
 	}
 	if f.Session != "" {
 		if validUUID("session", f.Session) != nil {

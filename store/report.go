@@ -3,17 +3,42 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // Report is the after-action record of one session: its incidents with their
-// timelines and its directives with every receipt, all in the order they happened.
+// timelines and its directives with every receipt, all in the order they happened,
+// then the turnout.
 type Report struct {
-	Session    Session     `json:"session"`
-	Incidents  []Incident  `json:"incidents"`
-	Directives []Directive `json:"directives"`
+	Session    Session       `json:"session"`
+	Incidents  []Incident    `json:"incidents"`
+	Directives []Directive   `json:"directives"`
+	Turnout    ReportTurnout `json:"turnout"`
 }
+
+// ReportTurnout is a session's turnout as the report shows it: the province, each
+// district with its communes (in roster order), each unit's completion time, and the
+// province's curve. Figures are those in force at At: the session's actual end, or
+// the time of the report while it runs (none before it starts).
+type ReportTurnout struct {
+	At        time.Time            `json:"at"`
+	Province  TurnoutUnit          `json:"province"`
+	Districts []ReportDistrict     `json:"districts"`
+	Step      string               `json:"step"`
+	Curve     []TurnoutSeriesPoint `json:"curve"`
+}
+
+// ReportDistrict is a district's figure with its communes'.
+type ReportDistrict struct {
+	TurnoutUnit
+	Communes []TurnoutUnit `json:"communes"`
+}
+
+// reportCurveStep is the spacing of the curve's points in the report; it widens for
+// a long session so the table stays short.
+const reportCurveStep = 30 * time.Minute
 
 // SessionReport gathers a session's report from one consistent snapshot.
 func (s *Store) SessionReport(ctx context.Context, sessionID string) (Report, error) {
@@ -35,7 +60,75 @@ func (s *Store) SessionReport(ctx context.Context, sessionID string) (Report, er
 	if r.Directives, err = reportDirectives(ctx, tx, sessionID); err != nil {
 		return r, err
 	}
+	if r.Turnout, err = reportTurnout(ctx, tx, r.Session, time.Now()); err != nil {
+		return r, err
+	}
 	return r, nil
+}
+
+// reportTurnout rolls the session's turnout up at its end (or now), and draws the
+// province's curve from the planned start, every step, to the planned end or that
+// time. Nothing is flagged stale: the report records
+// figures and completion, not the live watch.
+func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time) (ReportTurnout, error) {
+	at := now
+	if sess.ActualEnd != nil && sess.ActualEnd.Before(at) {
+		at = *sess.ActualEnd
+	}
+	out := ReportTurnout{At: at.UTC(), Districts: []ReportDistrict{}, Curve: []TurnoutSeriesPoint{}}
+	nodes, err := turnoutNodes(ctx, tx)
+	if err != nil {
+		return out, err
+	}
+	var reports []turnoutPoint
+	if sess.ActualStart != nil {
+		if reports, err = turnoutPoints(ctx, tx, sess.ID, at); err != nil {
+			return out, err
+		}
+	}
+	units := rollUp(nodes, reports, rollupParams{At: at})
+	byCode := map[string]int{}
+	for _, n := range nodes {
+		switch n.Kind {
+		case KindProvince:
+			out.Province = *units[n.Code]
+		case KindDistrict:
+			byCode[n.Code] = len(out.Districts)
+			out.Districts = append(out.Districts, ReportDistrict{TurnoutUnit: *units[n.Code], Communes: []TurnoutUnit{}})
+		case KindCommune:
+			if i, ok := byCode[n.Parent]; ok {
+				out.Districts[i].Communes = append(out.Districts[i].Communes, *units[n.Code])
+			}
+		}
+	}
+	step := reportCurveStep
+	end := at
+	if sess.PlannedEnd.Before(end) {
+		end = sess.PlannedEnd
+	}
+	for end.Sub(sess.PlannedStart)/step > 96 {
+		step *= 2
+	}
+	out.Step = step.String()
+	if sess.ActualStart == nil || out.Province.Code == "" {
+		return out, nil
+	}
+	var times []time.Time
+	for t := sess.PlannedStart; !t.After(end); t = t.Add(step) {
+		times = append(times, t)
+	}
+	// A last point at the time of the report while the session runs within its
+	// planned window, and one at the last report when that came later (a session
+	// that ran over): never a point at a report printed days after.
+	if at.Before(sess.PlannedEnd) && (len(times) == 0 || at.After(times[len(times)-1])) {
+		times = append(times, at)
+	}
+	if n := len(reports); n > 0 && (len(times) == 0 || reports[n-1].AsOf.After(times[len(times)-1])) {
+		times = append(times, reports[n-1].AsOf)
+	}
+	in, _ := unitCommunes(nodes, out.Province.Code)
+	out.Curve = sweepSeries(reports, in, times, out.Province.Registered)
+	return out, nil
 }
 
 func reportIncidents(ctx context.Context, tx pgx.Tx, sessionID string) ([]Incident, error) {

@@ -150,6 +150,7 @@ func (s *Store) LoadRoster(ctx context.Context, date string, entries []RosterEnt
 type EndpointFilter struct {
 	Kind     string
 	District string // a district code: the district and its communes
+	Scope    string // the caller's district scope: nothing outside it ("" = all)
 }
 
 // ListEndpoints returns the roster in code order (command room, districts, communes).
@@ -158,7 +159,8 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 		SELECT code, name, kind, unit_type, coalesce(parent_code, ''), roster_date::text, token_hash IS NOT NULL, updated_at
 		FROM endpoints
 		WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR code = $2 OR parent_code = $2)
-		ORDER BY length(code), code`, f.Kind, f.District)
+		  AND ($3 = '' OR code = $3 OR parent_code = $3)
+		ORDER BY length(code), code`, f.Kind, f.District, f.Scope)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
@@ -180,4 +182,23 @@ func (s *Store) GetEndpoint(ctx context.Context, code string) (Endpoint, error) 
 		return e, fmt.Errorf("endpoint %s: %w", code, notFound(err))
 	}
 	return e, nil
+}
+
+// EndpointParents maps every code of the roster to its parent's code ("" for the
+// province): what a district scope is checked against.
+func (s *Store) EndpointParents(ctx context.Context) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT code, coalesce(parent_code, '') FROM endpoints`)
+	if err != nil {
+		return nil, fmt.Errorf("read roster parents: %w", err)
+	}
+	out := map[string]string{}
+	var code, parent string
+	_, err = pgx.ForEachRow(rows, []any{&code, &parent}, func() error {
+		out[code] = parent
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read roster parents: %w", err)
+	}
+	return out, nil
 }

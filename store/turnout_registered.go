@@ -248,11 +248,16 @@ func checkRegisteredChange(ctx context.Context, tx pgx.Tx, code string, register
 // ListRegistered returns every commune of the roster with its registered voters for
 // its roster date (nil when not set), in code order.
 func (s *Store) ListRegistered(ctx context.Context) ([]RegisteredEntry, error) {
+	return s.ListRegisteredIn(ctx, "")
+}
+
+// ListRegisteredIn is ListRegistered limited to one district's communes ("" = all).
+func (s *Store) ListRegisteredIn(ctx context.Context, district string) ([]RegisteredEntry, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT e.code, e.name, coalesce(e.parent_code, ''), e.roster_date::text, t.registered, coalesce(t.reason, ''),
 		       coalesce(t.updated_by, ''), t.updated_at
 		FROM endpoints e LEFT JOIN turnout_registered t ON t.endpoint_code = e.code AND t.roster_date = e.roster_date
-		WHERE e.kind = 'commune' ORDER BY e.code`)
+		WHERE e.kind = 'commune' AND ($1 = '' OR e.parent_code = $1) ORDER BY e.code`, district)
 	if err != nil {
 		return nil, fmt.Errorf("list registered voters: %w", err)
 	}

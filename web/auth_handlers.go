@@ -121,6 +121,15 @@ func (s *Server) me(c *gin.Context) {
 		}
 		out["endpoint"] = ep
 	}
+	if p.Scoped() {
+		// The district the account is limited to, so a console can title itself.
+		ep, err := s.Store.GetEndpoint(c.Request.Context(), p.District)
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
+		out["district"] = ep
+	}
 	c.JSON(http.StatusOK, out)
 }
 

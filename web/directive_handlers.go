@@ -1,6 +1,8 @@
 package web
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,6 +19,9 @@ func (s *Server) issueDirective(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if !s.directiveInScope(c, in) {
+		return
+	}
 	out, created, err := s.Store.IssueDirective(c.Request.Context(), principal(c).Actor(), in)
 	if err != nil {
 		s.failErr(c, err)
@@ -25,13 +30,55 @@ func (s *Server) issueDirective(c *gin.Context) {
 	c.JSON(createdOr200(created), out)
 }
 
+// directiveInScope holds district-scoped staff to their own units: targets the
+// district itself or a list of its units, never all (400 targets); a related
+// incident of another district is unknown (400 incident_id). It has answered when
+// it returns false.
+func (s *Server) directiveInScope(c *gin.Context, in store.NewDirective) bool {
+	p := principal(c)
+	if !p.Scoped() {
+		return true
+	}
+	t := in.Targets
+	switch {
+	case t.All:
+		fail(c, http.StatusBadRequest, "invalid", "a district's staff direct their own district, not all (the province issues those)", "targets")
+		return false
+	case t.District != "" && t.District != p.District:
+		fail(c, http.StatusBadRequest, "invalid", fmt.Sprintf("district %q is not your district", t.District), "targets")
+		return false
+	}
+	for _, code := range t.Endpoints {
+		if !s.inScope(c, code) {
+			fail(c, http.StatusBadRequest, "invalid", fmt.Sprintf("%q is not a unit of your district", code), "targets")
+			return false
+		}
+	}
+	if in.IncidentID != nil {
+		inc, err := s.Store.GetIncident(c.Request.Context(), *in.IncidentID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.failErr(c, err)
+			return false
+		}
+		if err != nil || !s.inScope(c, inc.EndpointCode) {
+			fail(c, http.StatusBadRequest, "invalid", "no such incident", "incident_id")
+			return false
+		}
+	}
+	return true
+}
+
 // listDirectives lists directives, newest first. Staff may list all or one endpoint's;
 // an endpoint lists only its own, each with its receipt, and reading the list counts as
 // delivery.
 func (s *Server) listDirectives(c *gin.Context) {
 	ctx := c.Request.Context()
-	f := store.DirectiveFilter{Endpoint: c.Query("endpoint"), Session: c.Query("session")}
 	p := principal(c)
+	f := store.DirectiveFilter{Endpoint: c.Query("endpoint"), Session: c.Query("session"), Scope: scopeOf(p)}
+	if f.Endpoint != "" && p.Scoped() && !s.inScope(c, f.Endpoint) {
+		failOutOfScope(c)
+		return
+	}
 	if p.IsEndpoint() {
 		if f.Endpoint != "" && f.Endpoint != p.EndpointCode {
 			fail(c, http.StatusForbidden, "forbidden", "an endpoint reads only its own directives", "endpoint")
@@ -56,16 +103,17 @@ func (s *Server) listDirectives(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"directives": list})
 }
 
-// getDirective serves a directive with every receipt (staff), or with the endpoint's
+// getDirective serves a directive with every receipt (staff; district-scoped staff
+// only their district's, 404 when it has no target there), or with the endpoint's
 // own receipt only (404 when the endpoint is not a target).
 func (s *Server) getDirective(c *gin.Context) {
 	ctx := c.Request.Context()
-	d, err := s.Store.GetDirective(ctx, c.Param("id"))
+	p := principal(c)
+	d, err := s.Store.GetDirectiveIn(ctx, c.Param("id"), scopeOf(p))
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	p := principal(c)
 	if !p.IsEndpoint() {
 		c.JSON(http.StatusOK, d)
 		return
@@ -163,6 +211,11 @@ func (s *Server) onBehalfOf(c *gin.Context, p auth.Principal, code string) (stri
 	}
 	if code == "" {
 		fail(c, http.StatusBadRequest, "invalid", "endpoint_code is required when staff act for an endpoint", "endpoint_code")
+		return "", false
+	}
+	if !s.inScope(c, code) {
+		// Another district's receipt does not exist for district-scoped staff.
+		fail(c, http.StatusNotFound, "not_found", "no such receipt", "")
 		return "", false
 	}
 	return code, true

@@ -14,7 +14,8 @@ import (
 
 // streamEvents serves the audit log as Server-Sent Events. A reader that reconnects
 // with Last-Event-ID (or ?after=) gets every event after that id, then live ones; ids
-// are gap-free and in commit order, so nothing is skipped.
+// are gap-free and in commit order, so nothing is skipped. A district-scoped reader
+// gets only what concerns its district (eventView); its ids then have gaps.
 func (s *Server) streamEvents(c *gin.Context) {
 	after, err := resumeID(c)
 	if err != nil {
@@ -22,6 +23,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	p := principal(c)
 	// Subscribe before the backfill, so nothing commits unseen in between.
 	sub := s.Hub.Subscribe(1024)
 	defer sub.Close()
@@ -42,10 +44,14 @@ func (s *Server) streamEvents(c *gin.Context) {
 			return // the client reconnects with its Last-Event-ID
 		}
 		for _, e := range evs {
+			after = e.ID
+			e, visible := s.eventView(ctx, p, e)
+			if !visible {
+				continue // another district's, for a district-scoped reader
+			}
 			if writeEvent(w, e) != nil {
 				return
 			}
-			after = e.ID
 		}
 		w.Flush()
 		if len(evs) < 500 {
@@ -65,10 +71,14 @@ func (s *Server) streamEvents(c *gin.Context) {
 			if e.ID <= after {
 				continue
 			}
+			after = e.ID
+			e, visible := s.eventView(ctx, p, e)
+			if !visible {
+				continue // another district's, for a district-scoped reader
+			}
 			if writeEvent(w, e) != nil {
 				return
 			}
-			after = e.ID
 			w.Flush()
 		case <-keepalive.C:
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {

@@ -31,6 +31,10 @@ func (s *Server) createIncident(c *gin.Context) {
 			return
 		}
 	}
+	if p.Scoped() && in.EndpointCode != "" && !s.inScope(c, in.EndpointCode) {
+		fail(c, http.StatusBadRequest, "invalid", fmt.Sprintf("%q is not a unit of your district", in.EndpointCode), "endpoint_code")
+		return
+	}
 	out, created, err := s.Store.CreateIncident(c.Request.Context(), p.Actor(), in)
 	if err != nil {
 		s.failErr(c, err)
@@ -40,7 +44,8 @@ func (s *Server) createIncident(c *gin.Context) {
 }
 
 // listIncidents serves one page of incidents, newest first. An endpoint sees only its
-// own; asking for another endpoint's is refused.
+// own; asking for another endpoint's is refused. District-scoped staff see their
+// district's (the store filters); naming a unit outside it is 404.
 func (s *Server) listIncidents(c *gin.Context) {
 	f := store.IncidentFilter{
 		Status: c.Query("status"), Severity: c.Query("severity"), Category: c.Query("category"),
@@ -61,6 +66,12 @@ func (s *Server) listIncidents(c *gin.Context) {
 			return
 		}
 		f.Endpoint = p.EndpointCode
+	} else if p.Scoped() {
+		if (f.Endpoint != "" && !s.inScope(c, f.Endpoint)) || (f.District != "" && !s.inScope(c, f.District)) {
+			failOutOfScope(c)
+			return
+		}
+		f.Scope = p.District
 	}
 	page, err := s.Store.ListIncidents(c.Request.Context(), f)
 	if err != nil {
@@ -71,24 +82,46 @@ func (s *Server) listIncidents(c *gin.Context) {
 }
 
 // getIncident serves one incident with its timeline. To an endpoint, another
-// endpoint's incident does not exist.
+// endpoint's incident does not exist; to district-scoped staff, another district's.
 func (s *Server) getIncident(c *gin.Context) {
 	out, err := s.Store.GetIncident(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	if p := principal(c); p.IsEndpoint() && out.EndpointCode != p.EndpointCode {
+	if !s.inScope(c, out.EndpointCode) {
 		fail(c, http.StatusNotFound, "not_found", "no such incident", "")
 		return
 	}
 	c.JSON(http.StatusOK, out)
 }
 
+// incidentVisible answers 404 (and false) when district-scoped staff name an
+// incident of another district. An incident's endpoint never changes, so checking
+// before the write is enough.
+func (s *Server) incidentVisible(c *gin.Context, id string) bool {
+	if !principal(c).Scoped() {
+		return true
+	}
+	inc, err := s.Store.GetIncident(c.Request.Context(), id)
+	if err != nil {
+		s.failErr(c, err)
+		return false
+	}
+	if !s.inScope(c, inc.EndpointCode) {
+		fail(c, http.StatusNotFound, "not_found", "no such incident", "")
+		return false
+	}
+	return true
+}
+
 func (s *Server) patchIncident(c *gin.Context) {
 	var in store.IncidentPatch
 	if err := decode(c, &in); err != nil {
 		s.failErr(c, err)
+		return
+	}
+	if !s.incidentVisible(c, c.Param("id")) {
 		return
 	}
 	out, err := s.Store.UpdateIncident(c.Request.Context(), principal(c).Actor(), c.Param("id"), in)
@@ -108,6 +141,9 @@ func (s *Server) addIncidentUpdate(c *gin.Context) {
 		return
 	}
 	p := principal(c)
+	if !s.incidentVisible(c, c.Param("id")) {
+		return
+	}
 	out, created, err := s.Store.AddIncidentUpdate(c.Request.Context(), p.Actor(), p.EndpointCode, c.Param("id"), in)
 	if err != nil {
 		s.failErr(c, err)

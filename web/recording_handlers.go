@@ -23,13 +23,16 @@ func (s *Server) recordingRoutes(api *gin.RouterGroup) {
 	api.GET("/recordings", s.needStaff, s.listRecordings)
 	api.GET("/recordings/:id", s.needStaff, s.getRecording)
 	api.GET("/recordings/:id/media", s.needStaff, s.recordingMedia)
+	api.HEAD("/recordings/:id/media", s.needStaff, s.recordingMedia)
 	api.GET("/sessions/:id/markers.vtt", s.needStaff, s.markersVTT)
 }
 
-// unscopedStaff admits staff who may read the log. When district-scoped staff
-// exist, they must be refused here too: the program and the floor show every
-// district.
-func unscopedStaff(p auth.Principal) bool { return !p.IsEndpoint() && p.Can(auth.CapRead) }
+// unscopedStaff admits staff who may read the log, not limited to a district:
+// the program and the floor show every district, so district-scoped staff are
+// refused too (404).
+func unscopedStaff(p auth.Principal) bool {
+	return !p.IsEndpoint() && !p.Scoped() && p.Can(auth.CapRead)
+}
 
 // needStaff is need(unscopedStaff), answering 404 rather than 403 to anyone else
 // with a credential.

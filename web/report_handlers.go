@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,84 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"via":      label(map[string]string{store.AckViaApp: "Ứng dụng", "phone": "Điện thoại", "radio": "Vô tuyến điện", "in_person": "Trực tiếp", "other": "Khác"}),
 	"kind":     label(map[string]string{"comment": "Ghi chú", "change": "Thay đổi"}),
 	"inc":      func(i int) int { return i + 1 },
+	"num":      reportNum,
+	"pct":      reportPct,
 }).Parse(reportHTMLSource))
+
+// reportNum writes a count the Vietnamese way, with dots between thousands: 959.021.
+func reportNum(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte('.')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// reportPct writes a percent with two decimals and a decimal comma: 99,95%.
+func reportPct(p float64) string {
+	return strings.Replace(strconv.FormatFloat(p, 'f', 2, 64), ".", ",", 1) + "%"
+}
+
+// turnoutCurveSVG draws the province's curve for the printed report: percent over
+// time, the 50% line, the last figure labelled. Only numbers and times go into it.
+func turnoutCurveSVG(points []store.TurnoutSeriesPoint) template.HTML {
+	if len(points) == 0 {
+		return ""
+	}
+	const W, H, L, R, T, B = 680.0, 240.0, 44.0, 16.0, 14.0, 28.0
+	t0 := points[0].At
+	span := points[len(points)-1].At.Sub(t0)
+	if span < 10*time.Minute {
+		span = 10 * time.Minute
+	}
+	x := func(t time.Time) float64 { return L + float64(t.Sub(t0))/float64(span)*(W-L-R) }
+	y := func(p float64) float64 { return T + (1-min(100, max(0, p))/100)*(H-T-B) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="Diễn biến tỷ lệ cử tri đi bầu toàn tỉnh">`, W, H, W, H)
+	for _, p := range []float64{0, 25, 50, 75, 100} {
+		dash := ""
+		if p == 50 {
+			dash = ` stroke-dasharray="5 3" stroke="#900"`
+		} else {
+			dash = ` stroke="#bbb"`
+		}
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"%s stroke-width="1"/>`, L, W-R, y(p), y(p), dash)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" font-size="11">%.0f%%</text>`, L-6, y(p)+4, p)
+	}
+	const ticks = 6
+	for i := 0; i <= ticks; i++ {
+		t := t0.Add(span * time.Duration(i) / ticks)
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case ticks:
+			anchor = "end"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" font-size="11">%s</text>`, x(t), H-8, anchor, t.In(reportZone).Format("15:04"))
+	}
+	pts := make([]string, len(points))
+	for i, p := range points {
+		pts[i] = fmt.Sprintf("%.1f,%.1f", x(p.At), y(p.Percent))
+	}
+	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="#000" stroke-width="2"/>`, strings.Join(pts, " "))
+	for _, p := range points {
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="#000"/>`, x(p.At), y(p.Percent))
+	}
+	last := points[len(points)-1]
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" font-size="13" font-weight="bold">%s</text>`, x(last.At)-4, max(T+12, y(last.Percent)-6), reportPct(last.Percent))
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) //nolint:gosec // numbers and times only
+}
 
 func label(m map[string]string) func(string) string {
 	return func(k string) string {
@@ -69,6 +147,9 @@ type reportView struct {
 	Acked      int
 	Receipts   int
 	Directives []directiveView
+	// Turnout: the province's curve drawn, and the districts in the order they completed.
+	Curve     template.HTML
+	Completed []store.TurnoutUnit
 }
 
 type statusCount struct {
@@ -127,6 +208,13 @@ func (s *Server) reportHTML(c *gin.Context) {
 		v.Acked += len(d.Receipts) - len(dv.Pending)
 		v.Directives = append(v.Directives, dv)
 	}
+	v.Curve = turnoutCurveSVG(rep.Turnout.Curve)
+	for _, d := range rep.Turnout.Districts {
+		if d.CompletedAt != nil {
+			v.Completed = append(v.Completed, d.TurnoutUnit)
+		}
+	}
+	sort.SliceStable(v.Completed, func(i, j int) bool { return v.Completed[i].CompletedAt.Before(*v.Completed[j].CompletedAt) })
 	var b strings.Builder
 	if err := reportTemplate.Execute(&b, v); err != nil {
 		s.failErr(c, fmt.Errorf("render report: %w", err))
@@ -159,11 +247,14 @@ func targetText(d store.Directive) string {
 }
 
 // The CSV is one table: record_type says what each row is (session, incident,
-// incident_update, directive, receipt) and parent_id ties it to its owner.
+// incident_update, directive, receipt, then turnout: turnout_unit for the province,
+// each district and each commune, turnout_point for the province's curve) and
+// parent_id ties it to its owner (a unit's parent code; the curve's province code).
 var reportColumns = []string{"record_type", "id", "parent_id", "time", "endpoint_code", "endpoint_name",
 	"kind", "category", "severity", "status", "title", "text", "by", "assignee", "occurred_at",
 	"incident_id", "due_at", "delivered_at", "acked_at", "acked_by", "ack_via", "reply", "replied_by",
-	"replied_at", "done_at", "planned_start", "planned_end", "actual_start", "actual_end"}
+	"replied_at", "done_at", "planned_start", "planned_end", "actual_start", "actual_end",
+	"registered", "voted", "percent", "units_complete", "units_total", "completed_at"}
 
 type csvRow map[string]string
 
@@ -239,6 +330,33 @@ func reportRows(rep store.Report) []csvRow {
 				"delivered_at": ts(r.DeliveredAt), "acked_at": ts(r.AckedAt), "acked_by": r.AckedBy, "ack_via": r.AckVia,
 				"reply": r.Reply, "replied_by": r.RepliedBy, "replied_at": ts(r.RepliedAt), "done_at": ts(r.DoneAt)})
 		}
+	}
+	tu := rep.Turnout
+	unit := func(u store.TurnoutUnit, parent string) csvRow {
+		status := ""
+		if u.Complete {
+			status = "complete"
+		}
+		return csvRow{"record_type": "turnout_unit", "id": u.Code, "parent_id": parent, "time": tv(tu.At),
+			"endpoint_code": u.Code, "endpoint_name": u.Name, "kind": u.Kind, "status": status,
+			"registered": strconv.FormatInt(u.Registered, 10), "voted": strconv.FormatInt(u.Voted, 10),
+			"percent": strconv.FormatFloat(u.Percent, 'f', 2, 64), "units_complete": strconv.Itoa(u.UnitsComplete),
+			"units_total": strconv.Itoa(u.UnitsTotal), "completed_at": ts(u.CompletedAt)}
+	}
+	if tu.Province.Code != "" {
+		rows = append(rows, unit(tu.Province, ""))
+	}
+	for _, d := range tu.Districts {
+		rows = append(rows, unit(d.TurnoutUnit, tu.Province.Code))
+		for _, c := range d.Communes {
+			rows = append(rows, unit(c, d.Code))
+		}
+	}
+	for i, p := range tu.Curve {
+		rows = append(rows, csvRow{"record_type": "turnout_point", "id": strconv.Itoa(i + 1), "parent_id": tu.Province.Code,
+			"time": tv(p.At), "endpoint_code": tu.Province.Code, "endpoint_name": tu.Province.Name, "kind": tu.Province.Kind,
+			"registered": strconv.FormatInt(tu.Province.Registered, 10), "voted": strconv.FormatInt(p.Voted, 10),
+			"percent": strconv.FormatFloat(p.Percent, 'f', 2, 64)})
 	}
 	return rows
 }

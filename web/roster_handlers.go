@@ -15,7 +15,11 @@ type endpointView struct {
 
 // listEndpoints serves the roster with live presence. ?kind= and ?district= filter.
 func (s *Server) listEndpoints(c *gin.Context) {
-	f := store.EndpointFilter{Kind: c.Query("kind"), District: c.Query("district")}
+	f := store.EndpointFilter{Kind: c.Query("kind"), District: c.Query("district"), Scope: scopeOf(principal(c))}
+	if f.District != "" && f.Scope != "" && !s.inScope(c, f.District) {
+		failOutOfScope(c)
+		return
+	}
 	switch f.Kind {
 	case "", store.KindProvince, store.KindDistrict, store.KindCommune:
 	default:

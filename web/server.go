@@ -44,6 +44,7 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *httpMetrics
 	limiter *loginLimiter
+	parents rosterParents // the roster's parents, for district scopes (scope.go)
 }
 
 // New builds the server and registers every route in one place.

@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/store"
 )
 
@@ -29,24 +28,43 @@ func (s *Server) turnoutRoutes(api *gin.RouterGroup) {
 }
 
 // turnoutReach is which units a principal may report for and read: every unit for
-// unscoped staff, its own code for an endpoint. It is the one place a district scope
-// (staff limited to a district and its communes, others absent: 404) plugs in.
+// unscoped staff, its own code for an endpoint, its district and the district's
+// communes for district-scoped staff (others absent: 404).
 type turnoutReach struct {
-	all bool
-	own string // an endpoint's own code
+	all      bool
+	own      string            // an endpoint's own code
+	district string            // district-scoped staff: their district
+	in       func(string) bool // district-scoped staff: whether a code is in it
 }
 
-func reachOf(p auth.Principal) turnoutReach {
+func (s *Server) reachOf(c *gin.Context) turnoutReach {
+	p := principal(c)
 	if p.IsEndpoint() {
 		return turnoutReach{own: p.EndpointCode}
+	}
+	if p.Scoped() {
+		parentOf := s.parentOf(c.Request.Context())
+		return turnoutReach{district: p.District, in: func(code string) bool { return p.InScope(code, parentOf) }}
 	}
 	return turnoutReach{all: true}
 }
 
 // pick applies the reach to a requested code (param names it for errors): an
-// endpoint's defaults to its own, and another is refused. ok false means answered.
+// endpoint's defaults to its own, and another is refused; district-scoped staff's
+// defaults to their district, and a unit outside it does not exist (404). ok false
+// means answered.
 func (r turnoutReach) pick(c *gin.Context, code, param string) (string, bool) {
 	if r.all {
+		return code, true
+	}
+	if r.district != "" {
+		if code == "" {
+			return r.district, true
+		}
+		if !r.in(code) {
+			fail(c, http.StatusNotFound, "not_found", fmt.Sprintf("no unit %q", code), param)
+			return "", false
+		}
 		return code, true
 	}
 	if code == "" {
@@ -113,7 +131,7 @@ func (s *Server) putRegistered(c *gin.Context) {
 }
 
 func (s *Server) listRegistered(c *gin.Context) {
-	list, err := s.Store.ListRegistered(c.Request.Context())
+	list, err := s.Store.ListRegisteredIn(c.Request.Context(), scopeOf(principal(c)))
 	if err != nil {
 		s.failErr(c, err)
 		return
@@ -136,7 +154,13 @@ func (s *Server) reportTurnout(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	code, ok := reachOf(p).pick(c, in.EndpointCode, "endpoint_code")
+	r := s.reachOf(c)
+	if r.district != "" && (in.EndpointCode == "" || !r.in(in.EndpointCode)) {
+		// As for an unknown code: only the district's communes report through its staff.
+		fail(c, http.StatusBadRequest, "invalid", fmt.Sprintf("%q is not a commune of your district", in.EndpointCode), "endpoint_code")
+		return
+	}
+	code, ok := r.pick(c, in.EndpointCode, "endpoint_code")
 	if !ok {
 		return
 	}
@@ -154,7 +178,7 @@ func (s *Server) listTurnoutReports(c *gin.Context) {
 	if !ok {
 		return
 	}
-	code, ok := reachOf(principal(c)).pick(c, c.Query("code"), "code")
+	code, ok := s.reachOf(c).pick(c, c.Query("code"), "code")
 	if !ok {
 		return
 	}
@@ -189,7 +213,17 @@ func (s *Server) turnoutPicture(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "invalid", "give parent or code, not both", "code")
 		return
 	}
-	if r := reachOf(principal(c)); !r.all {
+	if r := s.reachOf(c); r.district != "" {
+		// The district's own picture by default; its communes with parent=DISTRICT.
+		if q.Parent != "" {
+			if !r.in(q.Parent) {
+				fail(c, http.StatusNotFound, "not_found", fmt.Sprintf("no unit %q", q.Parent), "parent")
+				return
+			}
+		} else if q.Code, ok = r.pick(c, q.Code, "code"); !ok {
+			return
+		}
+	} else if !r.all {
 		if q.Parent != "" {
 			fail(c, http.StatusForbidden, "forbidden", "an endpoint reads only its own figure (code)", "parent")
 			return
@@ -212,7 +246,7 @@ func (s *Server) turnoutSeries(c *gin.Context) {
 	if !ok {
 		return
 	}
-	code, ok := reachOf(principal(c)).pick(c, c.Query("code"), "code")
+	code, ok := s.reachOf(c).pick(c, c.Query("code"), "code")
 	if !ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -77,6 +78,7 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfgPath := fs.String("config", "", "YAML config file")
 	username := fs.String("username", "", "login name")
 	roleName := fs.String("role", "", "admin, leader, duty or observer")
+	district := fs.String("district", "", "limit the account to one district (its code) and its communes; not for admin")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -88,6 +90,9 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if *username == "" {
 		return fmt.Errorf("--username is required")
 	}
+	if *district != "" && role == auth.RoleAdmin {
+		return fmt.Errorf("--district: an admin manages the whole province and cannot be limited to a district")
+	}
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && line == "" {
 		return fmt.Errorf("read password from stdin: %w", err)
@@ -97,8 +102,16 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	return withStore(ctx, *cfgPath, stderr, func(st *store.Store, _ config.Config) error {
-		if _, err := st.CreateUser(ctx, "cli", *username, role, hash); err != nil {
+		if _, err := st.CreateScopedUser(ctx, "cli", *username, role, *district, hash); err != nil {
+			var fe *store.FieldError
+			if errors.As(err, &fe) && fe.Field == "district" {
+				return fmt.Errorf("--district %s: %s", *district, fe.Msg)
+			}
 			return err
+		}
+		if *district != "" {
+			fmt.Fprintf(stdout, "user %s added with role %s, limited to district %s\n", *username, role, *district)
+			return nil
 		}
 		fmt.Fprintf(stdout, "user %s added with role %s\n", *username, role)
 		return nil

@@ -3,10 +3,11 @@
 //
 //	opscenter serve [--config FILE] [--demo]
 //	opscenter migrate
-//	opscenter user add --username U --role R        (password on stdin)
+//	opscenter user add --username U --role R [--district CODE]   (password on stdin)
 //	opscenter endpoint token CODE | --all [--rotate]
 //	opscenter endpoint revoke CODE
 //	opscenter audit verify
+//	opscenter recording repair FILE | verify
 package main
 
 import (
@@ -26,12 +27,15 @@ const usage = `usage: opscenter COMMAND [flags]
 commands:
   serve                       run the server (--demo creates an admin and prints join links)
   migrate                     apply database migrations and exit
-  user add --username U --role R
-                              add a staff account; the password is read from stdin
+  user add --username U --role R [--district CODE]
+                              add a staff account; the password is read from stdin;
+                              --district limits it to that district and its communes
   endpoint token CODE         issue a fresh join link for one endpoint (the old one stops working)
   endpoint token --all        issue links for every endpoint as CSV (--rotate to replace existing)
   endpoint revoke CODE        revoke an endpoint's join link
   audit verify                check the audit log's hash chain
+  recording repair FILE       rebuild a recording's index (cues, duration) after a crash
+  recording verify            check every indexed recording against its SHA-256
 
 Every command takes --config FILE. Environment variables OPSCENTER_* override the config.
 `
@@ -52,7 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("no command")
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "user" || cmd == "endpoint" || cmd == "audit") {
+	if len(rest) > 0 && (cmd == "user" || cmd == "endpoint" || cmd == "audit" || cmd == "recording") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -68,6 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return endpointRevoke(ctx, rest, stdout, stderr)
 	case "audit verify":
 		return auditVerify(ctx, rest, stdout, stderr)
+	case "recording repair":
+		return recordingRepair(rest, stdout, stderr)
+	case "recording verify":
+		return recordingVerify(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -140,6 +140,7 @@ func startServer(ctx context.Context, o Options, dir string, logf func(string, .
 		"OPSCENTER_MEDIA_TCP_PORT=0",
 		"OPSCENTER_DATABASE_JOURNAL_PATH="+filepath.Join(dir, "audit.journal"),
 		"OPSCENTER_LIVE_STATE_PATH="+filepath.Join(dir, "live-state.json"),
+		"OPSCENTER_RECORDING_DIR="+filepath.Join(dir, "recordings"),
 		"OPSCENTER_LOG_LEVEL=warn",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -21,8 +21,8 @@ import (
 // PostgreSQL is away.
 func startRecording(ctx context.Context, cfg config.Recording, st *store.Store, j *journal.Journal,
 	reg prometheus.Registerer, log *slog.Logger) (*recording.Manager, error) {
-	m, err := recording.New(st, recording.Options{
-		Enabled: cfg.Enabled, Dir: cfg.Dir, Keep: cfg.Keep, MinFree: int64(cfg.MinFree),
+	opt := recording.Options{
+		Enabled: cfg.Enabled, Dir: cfg.Dir, Keep: cfg.Keep.Duration(), MinFree: int64(cfg.MinFree),
 		PrivateLine: cfg.PrivateLine, Log: log, Registry: reg,
 		OnDiskLow: func(low bool, free, minFree int64) {
 			action := "recording.disk_ok"
@@ -35,11 +35,18 @@ func startRecording(ctx context.Context, cfg config.Recording, st *store.Store, 
 				log.Error("recording: disk alert not recorded", "action", action, "err", err)
 			}
 		},
-	})
+	}
+	m, err := recording.New(st, opt)
+	if err != nil && opt.Enabled {
+		// recording.dir cannot be created: run without the record rather than not at all.
+		log.Error("recording: cannot use recording.dir; recording is OFF", "dir", cfg.Dir, "err", err)
+		opt.Enabled = false
+		m, err = recording.New(st, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Enabled {
+	if !opt.Enabled {
 		log.Info("recording disabled")
 		return m, nil
 	}
@@ -54,6 +61,6 @@ func startRecording(ctx context.Context, cfg config.Recording, st *store.Store, 
 		log.Error("recording: free space", "dir", m.Dir(), "err", err)
 	}
 	m.Go()
-	log.Info("recording", "dir", m.Dir(), "keep", cfg.Keep, "min_free", int64(cfg.MinFree))
+	log.Info("recording", "dir", m.Dir(), "keep", cfg.Keep.Duration(), "min_free", int64(cfg.MinFree))
 	return m, nil
 }

@@ -15,8 +15,9 @@ import (
 type Recording struct {
 	Enabled bool   `yaml:"enabled"`
 	Dir     string `yaml:"dir"`
-	// Keep deletes files older than this (by their end); 0 keeps them forever.
-	Keep time.Duration `yaml:"keep"`
+	// Keep deletes files older than this (by their end); 0 or empty keeps them
+	// forever.
+	Keep Retention `yaml:"keep"`
 	// MinFree: below this many free bytes on Dir's file system no recording
 	// starts, running ones are stopped, and the disk-low alert is raised.
 	MinFree ByteSize `yaml:"min_free"`
@@ -33,6 +34,47 @@ func (r Recording) validate() error {
 	}
 	if r.MinFree < 0 {
 		return errors.New("recording.min_free must not be negative")
+	}
+	return nil
+}
+
+// Retention is how long recordings are kept: a Go duration ("2160h"), a number
+// of days ("90d"), or 0 / empty for forever.
+type Retention time.Duration
+
+// Duration is r as a time.Duration (0: forever).
+func (r Retention) Duration() time.Duration { return time.Duration(r) }
+
+// UnmarshalText parses a retention (environment variables).
+func (r *Retention) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	switch {
+	case s == "" || s == "0" || s == "forever":
+		*r = 0
+		return nil
+	case strings.HasSuffix(s, "d"):
+		days, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil {
+			return fmt.Errorf("retention %q: want a duration such as 2160h or 90d", s)
+		}
+		*r = Retention(days * float64(24*time.Hour))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("retention %q: want a duration such as 2160h or 90d", s)
+	}
+	*r = Retention(d)
+	return nil
+}
+
+// UnmarshalYAML accepts what UnmarshalText does.
+func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a retention is a duration such as 2160h or 90d", n.Line)
+	}
+	if err := r.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	return nil
 }

@@ -69,22 +69,24 @@ function s(tag, attrs = {}, children = []) {
  * (an election is valid only above half) and the last figure labelled.
  * @param {SeriesPoint[]} points
  * @param {string} label accessible title
+ * @param {number} [width] drawn at this many CSS pixels wide, so its text is readable
  * @returns {SVGElement}
  */
-export function curveSVG(points, label) {
-  const W = 640, H = 220, L = 44, R = 14, T = 12, B = 28;
+export function curveSVG(points, label, width = 480) {
+  const W = Math.round(Math.min(900, Math.max(240, width))), H = Math.round(Math.min(260, Math.max(150, W * 0.45)));
+  const L = 40, R = 12, T = 14, B = 24;
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'tb-curve', role: 'img', 'aria-label': label, 'data-points': points.length });
   svg.append(s('title', {}, [label]));
   const t0 = points.length ? Date.parse(points[0].at) : Date.now();
   let t1 = points.length ? Date.parse(points[points.length - 1].at) : t0;
-  if (t1 - t0 < 3600e3) t1 = t0 + 3600e3;
+  if (t1 - t0 < 600e3) t1 = t0 + 600e3;
   const x = (/** @type {number} */ ms) => L + ((ms - t0) / (t1 - t0)) * (W - L - R);
   const y = (/** @type {number} */ p) => T + (1 - Math.min(100, Math.max(0, p)) / 100) * (H - T - B);
   for (const p of [0, 25, 50, 75, 100]) {
     svg.append(s('line', { x1: L, x2: W - R, y1: y(p), y2: y(p), class: p === 50 ? 'half' : 'grid' }));
     svg.append(s('text', { x: L - 6, y: y(p) + 4, 'text-anchor': 'end', class: 'axis' }, [p + '%']));
   }
-  const ticks = 6;
+  const ticks = W < 400 ? 4 : 6;
   for (let i = 0; i <= ticks; i++) {
     const ms = t0 + ((t1 - t0) * i) / ticks;
     svg.append(s('line', { x1: x(ms), x2: x(ms), y1: H - B, y2: H - B + 4, class: 'grid' }));
@@ -99,7 +101,8 @@ export function curveSVG(points, label) {
     svg.append(s('polyline', { class: 'line', points: xy.join(' ') }));
     for (const p of points) svg.append(s('circle', { class: 'pt', cx: x(Date.parse(p.at)).toFixed(1), cy: y(p.percent).toFixed(1), r: 2.5 }, [s('title', {}, [`${fmtTime(p.at)} · ${fmtPct(p.percent)} · ${fmtInt(p.voted)}`])]));
     const lx = x(Date.parse(last.at)), ly = y(last.percent);
-    svg.append(s('text', { x: lx - 4, y: Math.max(T + 12, ly - 6), 'text-anchor': 'end', class: 'last' }, [fmtPct(last.percent)]));
+    const right = lx > L + (W - L - R) / 2;
+    svg.append(s('text', { x: right ? lx - 4 : lx + 6, y: Math.max(T + 12, ly - 6), 'text-anchor': right ? 'end' : 'start', class: 'last' }, [fmtPct(last.percent)]));
   }
   return svg;
 }
@@ -119,7 +122,7 @@ function barRow(u, opts = {}) {
   const fill = h('div', { class: 'tb-fill' });
   fill.style.width = Math.min(100, Math.max(0, u.percent)) + '%';
   const flags = [];
-  if (u.stale) flags.push(h('span', { class: 'tb-flag stale', title: t('turnout.legend.stale'), text: '⏱ ' + t('turnout.stale') + (u.kind !== 'commune' && u.units_stale ? ` ${u.units_stale}` : '') }));
+  if (u.stale) flags.push(h('span', { class: 'tb-flag stale', title: t('turnout.legend.stale'), text: t('turnout.stale') + (u.kind !== 'commune' && u.units_stale ? ` ${u.units_stale}` : '') }));
   if (u.below_half) flags.push(h('span', { class: 'tb-flag below', title: t('turnout.legend.below'), text: t('turnout.belowHalf') }));
   const done = u.kind === 'commune'
     ? (u.complete ? t('turnout.doneAt', { t: fmtTime(u.completed_at) }) : u.last_report_at ? t('turnout.lastReport', { t: fmtTime(u.last_report_at) }) : t('turnout.noreport'))
@@ -259,7 +262,7 @@ export function mountTurnoutBoard(root) {
       h('span', { class: 'tb-key stale', text: t('turnout.legend.stale') }),
     ]);
     const curve = h('div', { class: 'tb-section' }, [h('h3', { text: t('turnout.curve') }),
-      st.session ? curveSVG(st.series, t('turnout.curve')) : h('p', { class: 'muted', text: t('turnout.nocurve') })]);
+      st.session ? curveSVG(st.series, t('turnout.curve'), root.clientWidth - 24) : h('p', { class: 'muted', text: t('turnout.nocurve') })]);
     const districts = h('div', { class: 'tb-section' }, [
       h('h3', { text: t('turnout.districts') }),
       h('div', { class: 'tb-list', id: 'turnout-districts' }, byPercent(st.districts).map((d) => barRow(d, { selected: d.code === st.chosen, onPick: pick }))),
@@ -282,6 +285,9 @@ export function mountTurnoutBoard(root) {
 
   render();
   schedule();
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
+  let resized;
+  addEventListener('resize', () => { clearTimeout(resized); resized = setTimeout(render, 200); });
   // Staleness moves with the clock, not only with events.
   setInterval(schedule, 60000);
   return { onEvent, refresh: run, render };
