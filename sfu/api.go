@@ -38,6 +38,7 @@ package sfu
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -63,6 +64,9 @@ var (
 	// ErrBadState is returned when a negotiation step is called out of order
 	// (e.g. SetSubscriberAnswer without a pending offer).
 	ErrBadState = errors.New("sfu: wrong signaling state")
+	// ErrOfferConsumed wraps ErrInvalidSDP when an answer failed after Pion had
+	// applied it: the offer it answered is gone and a new one follows.
+	ErrOfferConsumed = fmt.Errorf("%w (the offer was consumed; a new offer follows)", ErrInvalidSDP)
 	// ErrConfig is returned by NewEngine for an invalid Config.
 	ErrConfig = errors.New("sfu: invalid config")
 )

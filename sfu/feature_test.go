@@ -203,3 +203,33 @@ func TestInvalidSDP(t *testing.T) {
 	}
 	checkGoroutines(t, v.base)
 }
+
+// A publish offer that Pion half-applies (Plan B: CreateAnswer fails after the
+// state moved) must not strand the leg: the next good offer is answered.
+func TestPublishOfferFailureDoesNotStrandLeg(t *testing.T) {
+	v := newEnv(t, testConfig())
+	p := v.peer("x")
+	newOffer := func() string {
+		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+		must(t, err)
+		t.Cleanup(func() { _ = pc.Close() })
+		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		must(t, err)
+		offer, err := pc.CreateOffer(nil)
+		must(t, err)
+		return offer.SDP
+	}
+	good := newOffer()
+	planB := strings.Replace(good, "a=mid:0\r\n", "a=mid:0\r\na=ssrc:111 cname:x\r\na=ssrc:222 cname:y\r\n", 1)
+	if planB == good {
+		t.Fatal("could not make a Plan B offer")
+	}
+	if _, err := p.PublishOffer(planB); !errors.Is(err, ErrInvalidSDP) {
+		t.Fatalf("Plan B offer: %v, want ErrInvalidSDP", err)
+	}
+	if _, err := p.PublishOffer(newOffer()); err != nil {
+		t.Fatalf("a good offer after a failed one: %v (the leg is stranded)", err)
+	}
+	must(t, p.Close())
+	must(t, v.e.Close())
+}

@@ -219,10 +219,30 @@ func (p *Peer) PublishOffer(offerSDP string) (string, error) {
 		return nil
 	})
 	if err != nil {
+		if pc.SignalingState() != webrtc.SignalingStateStable {
+			// Pion v3 cannot roll back a remote offer: a leg left half-negotiated
+			// would refuse every later offer. Drop it, so the next offer starts a
+			// fresh publisher leg instead of a stuck one.
+			p.dropPublisher(pc)
+		}
+		if !errors.Is(err, ErrInvalidSDP) {
+			err = fmt.Errorf("%w: %w", ErrInvalidSDP, err)
+		}
 		return "", err
 	}
 	p.flushCandidates(Publisher, pc)
 	return pc.LocalDescription().SDP, nil
+}
+
+// dropPublisher closes a publisher leg that can no longer negotiate; its
+// tracks end as on any close.
+func (p *Peer) dropPublisher(pc *webrtc.PeerConnection) {
+	p.mu.Lock()
+	if p.pub == pc {
+		p.pub = nil
+	}
+	p.mu.Unlock()
+	_ = pc.Close()
 }
 
 // AddCandidate adds a remote ICE candidate to a leg. Candidates that arrive

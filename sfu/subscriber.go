@@ -278,6 +278,14 @@ func (p *Peer) SetSubscriberAnswer(answerSDP string) error {
 		return nil
 	})
 	if err != nil {
+		if pc.SignalingState() == webrtc.SignalingStateStable {
+			// Pion applied the answer before it failed: the offer is gone, so a
+			// correct answer could never land. Say so; the caller offers afresh.
+			p.mu.Lock()
+			p.offerOut = false
+			p.mu.Unlock()
+			return fmt.Errorf("%w: %w", ErrOfferConsumed, err)
+		}
 		return err
 	}
 	p.mu.Lock()

@@ -224,6 +224,13 @@ func onSubscriberAnswer(c *conn, _ string, m *SDPMsg) error {
 		return perr(ErrInvalidSDP, "subscriber answer: %v", err)
 	}
 	if err := c.peer.SetSubscriberAnswer(m.SDP); err != nil {
+		if errors.Is(err, sfu.ErrOfferConsumed) {
+			// The leg is stable again but the offer is gone: offer afresh, so the
+			// leg keeps working (the client answers the new offer).
+			c.offerOut = false
+			c.negAgain = false
+			c.negotiate(false)
+		}
 		return sdpError(err)
 	}
 	c.offerOut = false
