@@ -240,3 +240,42 @@ func TestTurnoutBoardLive(t *testing.T) {
 		t.Logf("join page console errors (not asserted):\n%s", strings.Join(p, "\n"))
 	}
 }
+
+// TestTurnoutBoardDistrictScoped: district staff see their district as the top figure
+// and its communes as the bars, and nothing of the other districts; a report from one
+// of their communes reaches the board without a reload.
+func TestTurnoutBoardDistrictScoped(t *testing.T) {
+	srv := startServer(t)
+	const district = "207"
+	pw := "password-huyen-coto-long"
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Store.CreateScopedUser(context.Background(), "test", "coto", auth.RoleDuty, district, hash); err != nil {
+		t.Fatal(err)
+	}
+	rows := loadRegisteredFigures(t, srv)
+	startMorningSession(t, srv, rows, district)
+
+	b := newBrowser(t, "desk-"+district, "")
+	cl := b.watchConsole()
+	b.login(srv.URL, "coto", pw, "/desk")
+	waitFor(b, "district board", `(() => { const r = document.getElementById('turnout');
+		return r.dataset.code === '207' && r.dataset.registered === '4502' && r.dataset.voted === '0'
+			&& document.querySelectorAll('#turnout-communes .tb-row').length === 3 && !document.getElementById('turnout-districts'); })()`, 30*time.Second)
+	eval[bool](b, `(window.__noReload = true)`)
+
+	asOf, voted := time.Now(), int64(700)
+	if _, _, err := srv.Store.ReportTurnout(context.Background(), "user:coto", true, store.NewTurnoutReport{ID: uuid.NewString(),
+		EndpointCode: "07195", AsOf: &asOf, Voted: &voted, Complete: true, Via: "radio"}); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(b, "report on the district board", `window.__noReload === true && document.getElementById('turnout').dataset.voted === '700'
+		&& document.querySelector('#turnout-communes [data-code="07195"]').dataset.complete === 'true'`, 30*time.Second)
+	t.Logf("district board updated %v after the report", took.Round(time.Millisecond))
+	elementPNG(b, "turnout", "desk-district-turnout.png")
+	if p := cl.problems(); len(p) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(p, "\n"))
+	}
+}

@@ -87,6 +87,10 @@ func New(d Deps) *Server {
 	s.logRoutes(api)
 
 	if d.Live != nil {
+		// District authority on /ws is signaling's part: the request context carries
+		// the principal, and a district-scoped one (p.Scoped(), p.District) has no
+		// CapRunSession; signaling must limit its console to p.InScope(code,
+		// parentOf) units (store.EndpointParents gives the roster's parents).
 		s.engine.GET("/ws", s.need(anyone), gin.WrapH(d.Live))
 	}
 	s.debugRoutes()

@@ -161,8 +161,10 @@ function byPercent(units) {
  */
 export function mountTurnoutBoard(root) {
   const st = {
-    /** @type {TurnoutUnit|null} */
+    /** @type {TurnoutUnit|null} the top unit: the province, or a district-scoped reader's district */
     province: null,
+    /** whether the reader sees one district only (district-scoped staff) */
+    scoped: false,
     /** @type {TurnoutUnit[]} */
     districts: [],
     /** @type {TurnoutUnit[]} */
@@ -181,21 +183,30 @@ export function mountTurnoutBoard(root) {
 
   async function refresh() {
     try {
-      const [prov, dist] = await Promise.all([api('GET', '/api/v1/turnout'), api('GET', '/api/v1/turnout?parent=22')]);
-      st.province = prov.units[0] || null;
-      st.session = prov.session_id;
-      st.at = prov.at;
-      st.districts = dist.units || [];
-      if (st.chosen && !st.districts.some((d) => d.code === st.chosen)) st.chosen = '';
+      // The top unit first: the province, or for district-scoped staff their district.
+      const top = await api('GET', '/api/v1/turnout');
+      st.province = top.units[0] || null;
+      st.session = top.session_id;
+      st.at = top.at;
       const code = st.province ? st.province.code : '22';
-      const [com, ser] = await Promise.all([
-        st.chosen ? api('GET', '/api/v1/turnout?parent=' + encodeURIComponent(st.chosen)) : Promise.resolve({ units: [] }),
+      st.scoped = !!st.province && st.province.kind === 'district';
+      const chosen = st.scoped ? '' : st.chosen;
+      const [kids, com, ser] = await Promise.all([
+        api('GET', '/api/v1/turnout?parent=' + encodeURIComponent(code)),
+        chosen ? api('GET', '/api/v1/turnout?parent=' + encodeURIComponent(chosen)).catch(() => ({ units: [] })) : Promise.resolve({ units: [] }),
         st.session ? api('GET', '/api/v1/turnout/series?step=15m&code=' + encodeURIComponent(code)).catch((e) => {
           if (e instanceof ApiError && e.code === 'no_session') return { points: [] };
           throw e;
         }) : Promise.resolve({ points: [] }),
       ]);
-      st.communes = com.units || [];
+      if (st.scoped) {
+        st.districts = [];
+        st.communes = kids.units || [];
+      } else {
+        st.districts = kids.units || [];
+        if (st.chosen && !st.districts.some((d) => d.code === st.chosen)) st.chosen = '';
+        st.communes = st.chosen ? com.units || [] : [];
+      }
       st.series = ser.points || [];
       st.error = '';
     } catch (e) {
@@ -243,10 +254,12 @@ export function mountTurnoutBoard(root) {
     root.dataset.voted = p ? String(p.voted) : '';
     root.dataset.registered = p ? String(p.registered) : '';
     root.dataset.percent = p ? String(p.percent) : '';
-    root.dataset.district = st.chosen;
+    root.dataset.district = st.scoped && p ? p.code : st.chosen;
+    root.dataset.code = p ? p.code : '';
     const head = h('div', { class: 'row' }, [h('h2', { text: t('turnout.title') }), h('span', { class: 'spacer' }),
       h('span', { class: 'muted tb-at', text: st.at ? t('turnout.at', { t: fmtTime(st.at) }) : '' })]);
     const figure = p ? h('div', { class: 'tb-figure' + (p.below_half ? ' below' : '') + (p.complete ? ' complete' : ''), id: 'turnout-province', 'data-code': p.code, 'data-voted': p.voted, 'data-registered': p.registered, 'data-percent': p.percent }, [
+      h('div', { class: 'tb-unit muted', text: p.name }),
       h('div', { class: 'tb-big', text: fmtPct(p.percent) }),
       h('div', { class: 'tb-sub' }, [h('b', { text: fmtInt(p.voted) }), ' / ', fmtInt(p.registered), ' ', t('turnout.voters')]),
       h('div', { class: 'tb-sub muted' }, [
@@ -261,8 +274,19 @@ export function mountTurnoutBoard(root) {
       h('span', { class: 'tb-key below', text: t('turnout.legend.below') }),
       h('span', { class: 'tb-key stale', text: t('turnout.legend.stale') }),
     ]);
-    const curve = h('div', { class: 'tb-section' }, [h('h3', { text: t('turnout.curve') }),
-      st.session ? curveSVG(st.series, t('turnout.curve'), root.clientWidth - 24) : h('p', { class: 'muted', text: t('turnout.nocurve') })]);
+    const curveTitle = st.scoped && p ? t('turnout.curveOf', { name: p.name }) : t('turnout.curve');
+    const curve = h('div', { class: 'tb-section' }, [h('h3', { text: curveTitle }),
+      st.session ? curveSVG(st.series, curveTitle, root.clientWidth - 24) : h('p', { class: 'muted', text: t('turnout.nocurve') })]);
+    if (st.scoped && p) {
+      // A district's staff: their communes are the list.
+      const list = h('div', { class: 'tb-section', id: 'turnout-communes', 'data-district': p.code }, [
+        h('h3', { text: t('turnout.communesOf', { name: p.name }) }),
+        h('div', { class: 'tb-list' }, byPercent(st.communes).map((c) => barRow(c))),
+      ]);
+      const e = st.error ? h('p', { class: 'error', text: t('turnout.error', { msg: st.error }) }) : null;
+      root.replaceChildren(...[head, e, figure, legend, curve, list].filter((x) => x !== null));
+      return;
+    }
     const districts = h('div', { class: 'tb-section' }, [
       h('h3', { text: t('turnout.districts') }),
       h('div', { class: 'tb-list', id: 'turnout-districts' }, byPercent(st.districts).map((d) => barRow(d, { selected: d.code === st.chosen, onPick: pick }))),
