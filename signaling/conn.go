@@ -168,7 +168,10 @@ func (c *conn) readLoop() {
 	max := int64(c.svc.cfg.MaxMessageBytes)
 	c.ws.SetReadLimit(2 * max) // the library's own limit, above ours so we can answer first
 	tb := newBucket(c.svc.cfg.RatePerSecond, c.svc.cfg.RateBurst)
-	dropped := 0
+	// Drops spend a second bucket of the same size and rate: a client that keeps
+	// sending well over the rate is closed, even if a few messages slip through
+	// between drops (counting drops in a row never closed a slowly read flood).
+	abuse := newBucket(c.svc.cfg.RatePerSecond, c.svc.cfg.RateBurst)
 	for {
 		typ, rd, err := c.ws.Reader(c.ctx)
 		if err != nil {
@@ -191,9 +194,8 @@ func (c *conn) readLoop() {
 			c.sendErr(ErrBadJSON, "binary messages are not accepted", "")
 			continue
 		}
-		if !tb.take(time.Now()) {
-			dropped++
-			if dropped > c.svc.cfg.RateBurst {
+		if now := time.Now(); !tb.take(now) {
+			if !abuse.take(now) {
 				c.sendErr(ErrRateLimited, "message rate abuse; closing", envelopeID(b))
 				c.closeAfter(websocket.StatusPolicyViolation, "rate limit")
 				closing = true
@@ -202,7 +204,6 @@ func (c *conn) readLoop() {
 			c.sendErr(ErrRateLimited, fmt.Sprintf("over %.0f messages per second; message dropped", c.svc.cfg.RatePerSecond), envelopeID(b))
 			continue
 		}
-		dropped = 0
 		select {
 		case c.in <- b:
 		case <-c.ctx.Done():
