@@ -35,6 +35,8 @@ package sfu
 //	func (s *Slot) Stats() SlotStats
 //
 //	func (t *UpTrack) PeerID() string; Kind() webrtc.RTPCodecType; Layers() []LayerStats
+//	func (t *UpTrack) Tap(layer int, sink TapSink) *Tap // the record's subscriber (tap.go)
+//	func (tp *Tap) RequestKeyframe() bool; Refill(first uint16, n int) int; Close()
 
 import (
 	"errors"

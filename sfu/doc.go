@@ -148,6 +148,21 @@
 // (RTCRtpSender.setParameters active=false/true). While a target layer is
 // paused, the slot keeps forwarding the best active layer below it.
 //
+// # Taps (the record)
+//
+// UpTrack.Tap(layer, sink) is a server-side subscriber of one layer for
+// the recording of the program and the floor (tap.go): the layer's reader
+// hands the sink the publisher's original packets (continuous sequence
+// numbers and RTP timestamps, no rewriting) right after the cache insert,
+// including retransmissions that fill a hole; the publisher leg's RTCP tap
+// parses sender reports in place while the peer has taps and passes each
+// layer's NTP/RTP pairs to its taps. A tap counts as demand for its layer
+// (only that one, not the base layer), so a recorded top layer is never
+// paused, and keeps the layer's packet cache: Tap.Refill replays a range
+// from it, Tap.RequestKeyframe is the layer's rate-limited PLI. Per packet
+// a tap costs one atomic load when nothing is tapped and no allocation when
+// something is (BenchmarkRecordTapFeed); the sink must not block.
+//
 // # Active speaker
 //
 // Up audio tracks read the ssrc-audio-level header extension (RFC 6464) and

@@ -89,6 +89,7 @@ func newPeer(e *Engine, id string) *Peer {
 		done:       make(chan struct{}),
 	}
 	p.probe.interval = probeMinInterval
+	p.pubRTCP.peer = p
 	p.est = newEstimator(e.cfg.InitialBitrate, e.cfg.MinBitrate, e.cfg.MaxBitrate)
 	p.fbKey = -1
 	p.probe.next = time.Now().Add(probeFirst)

@@ -28,6 +28,9 @@ var errRTCPTapped = errors.New("sfu: publisher RTCP is read by the engine")
 type rtcpSink struct {
 	last    atomic.Int64 // nanotime of the last RTCP packet from the publisher
 	packets atomic.Uint64
+	// peer and taps: sender reports go to the peer's taps (tap.go) while it has any.
+	peer *Peer
+	taps atomic.Int32
 }
 
 // rtcpTapFactory builds one tap per publisher PeerConnection. The sink for
@@ -70,11 +73,15 @@ func (t *rtcpTap) drain(r interceptor.RTCPReader) {
 	defer t.e.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := r.Read(buf, nil); err != nil {
+		n, _, err := r.Read(buf, nil)
+		if err != nil {
 			return
 		}
 		t.sink.last.Store(nanotime())
 		t.sink.packets.Add(1)
+		if t.sink.taps.Load() > 0 && t.sink.peer != nil {
+			t.sink.peer.senderReports(buf[:n])
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ type UpTrack struct {
 
 	mu       sync.Mutex // guards watchers and demand state (control path only)
 	watchers map[*Slot]struct{}
+	taps     atomic.Pointer[[]*Tap] // copy on write under mu (tap.go)
 	demand   [3]demandState
 	gone     bool
 
@@ -181,6 +182,11 @@ func (t *UpTrack) updateDemand() {
 		need[0] = true
 		if tl <= 2 {
 			need[tl] = true
+		}
+	}
+	if tp := t.taps.Load(); tp != nil {
+		for _, x := range *tp {
+			need[x.layer] = true // a recording needs its layer, not the base
 		}
 	}
 	for i := range t.demand {
@@ -393,7 +399,7 @@ func (l *upLayer) readLoop() {
 		}
 		// Nobody attached (an unwatched or paused layer): keep the statistics,
 		// but no cache (its buffers are released) and no fan-out.
-		attached := l.hasSlots()
+		attached := l.hasSlots() || t.tapsOf(l)
 		if !attached && l.cache.allocated.Load() {
 			l.cache.release()
 		}
@@ -412,6 +418,7 @@ func (l *upLayer) readLoop() {
 			if l.haveFirst && int16(pkt.SequenceNumber-l.highest) < 0 {
 				l.recovered.Add(1) // a counted gap, repaired
 			}
+			l.feedTaps(&pkt)
 			l.fanout(pkt.SequenceNumber, flags|flagRTX, now, pkt.Payload, pkt.Timestamp)
 			continue
 		}
@@ -461,6 +468,7 @@ func (l *upLayer) readLoop() {
 		if late {
 			l.recovered.Add(1)
 		}
+		l.feedTaps(&pkt)
 		l.fanout(pkt.SequenceNumber, flags, now, pkt.Payload, pkt.Timestamp)
 	}
 }

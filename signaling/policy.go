@@ -48,6 +48,7 @@ func SlotIsAudio(name string) bool {
 // PolicyState is what the routing policy reads.
 type PolicyState struct {
 	SessionActive bool
+	SessionID     string // the session in progress (the record's), "" for none
 	// Program is the peer id publishing the program (endpoint 22's media), "" for none.
 	Program string
 	// Floor, PrivateLine: endpoint codes, "" for none.

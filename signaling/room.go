@@ -442,6 +442,7 @@ func (r *Room) policyState() *PolicyState {
 	defer r.mu.Unlock()
 	st := &PolicyState{
 		SessionActive: r.sessionID != "",
+		SessionID:     r.sessionID,
 		Program:       r.programPeer(),
 		Floor:         r.floor,
 		PrivateLine:   r.privateLine,

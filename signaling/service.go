@@ -89,6 +89,9 @@ type Deps struct {
 	Media    sfu.Config
 	Config   Config
 	Registry *prometheus.Registry // optional: presence gauges
+	// Recorder, if set, records the program and the floor while a session is
+	// in progress (see record.go).
+	Recorder Recorder
 	// StatePath, if set, is the live state file (see LiveState): restored at
 	// start, rewritten atomically on every change.
 	StatePath string
@@ -124,6 +127,12 @@ type Service struct {
 	statePath string
 	saveC     chan struct{}
 	frozen    atomic.Bool
+
+	// The record (record.go): the wanted recordings, handed to recordLoop.
+	recorder Recorder
+	recMu    sync.Mutex
+	recWant  [2]recordWant
+	recC     chan struct{}
 }
 
 type appliedSlot struct {
@@ -138,7 +147,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		return nil, errors.New("signaling: a logger is required")
 	}
 	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, auditor: d.Audit, hub: d.Hub, kickC: make(chan struct{}, 1),
-		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1)}
+		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1),
+		recorder: d.Recorder, recC: make(chan struct{}, 1)}
 	if s.auditor == nil {
 		s.auditor = storeAuditor{d.Store}
 	}
@@ -213,6 +223,10 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if s.statePath != "" {
 		s.wg.Add(1)
 		go s.stateLoop()
+	}
+	if s.recorder != nil {
+		s.wg.Add(1)
+		go s.recordLoop()
 	}
 	go s.reconcileLoop()
 	go s.statsLoop()
@@ -312,7 +326,9 @@ func (s *Service) reconcileLoop() {
 // reconcile computes the routing policy and applies what changed; it returns the
 // number of slots changed.
 func (s *Service) reconcile() int {
-	next := s.room.policyState().Route()
+	st := s.room.policyState()
+	next := st.Route()
+	defer s.wantRecordings(st)
 	for id := range s.applied {
 		if _, ok := next[id]; !ok {
 			delete(s.applied, id)

@@ -42,6 +42,8 @@ type App struct {
 
 	// Recordings runs the video record; the media plane feeds it (see package recording).
 	Recordings *recording.Manager
+	// MediaRecorder feeds Recordings from the media plane (nil when recording is off).
+	MediaRecorder *MediaRecorder
 
 	httpLn     net.Listener
 	httpSrv    *http.Server
@@ -98,8 +100,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	if a.Recordings, err = startRecording(ctx, cfg.Recording, a.Store, a.Journal, reg, log); err != nil {
 		return nil, err
 	}
+	var rec signaling.Recorder
+	if cfg.Recording.Enabled && a.Recordings != nil {
+		a.MediaRecorder = &MediaRecorder{Manager: a.Recordings, Log: log}
+		rec = a.MediaRecorder
+	}
 	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Audit: a.Journal, Hub: a.Hub, Log: log, Registry: reg,
 		StatePath: cfg.Live.StatePath,
+		Recorder:  rec,
 		Media:     MediaConfig(cfg.Media),
 		Config:    signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins}}); err != nil {
 		return nil, err
