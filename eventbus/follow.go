@@ -20,6 +20,11 @@ const backfillPage = 500
 // subscribes again and resumes from the last id it handed out, so an event in the
 // gap (a revoked link, a directive) is never lost. fn runs on Follow's goroutine.
 func (h *Hub) Follow(ctx context.Context, after int64, buffer int, fn func(store.Event)) error {
+	// A backfill taken before the hub knows its start could end below it, and the
+	// events in between would come neither from the store nor live.
+	if err := h.waitReady(ctx); err != nil {
+		return err
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		sub := h.Subscribe(buffer)
@@ -48,17 +53,23 @@ func (h *Hub) Follow(ctx context.Context, after int64, buffer int, fn func(store
 	}
 }
 
-// Position is the id of the last event the hub handed out, or the chain head when
-// the hub has not read it yet: a reader that follows from it misses nothing later.
+// Position is the id of the last event the hub handed out. It waits until the hub
+// has read the chain head, since events before that are not handed out live: a
+// reader that follows from the position then misses nothing later.
 func (h *Hub) Position(ctx context.Context) (int64, error) {
-	if last := h.last.Load(); last >= 0 {
-		return last, nil
+	if err := h.waitReady(ctx); err != nil {
+		return FromNow, err
 	}
-	head, err := h.src.LastEventID(ctx)
-	if err != nil {
-		return FromNow, fmt.Errorf("read the chain head: %w", err)
+	return h.last.Load(), nil
+}
+
+func (h *Hub) waitReady(ctx context.Context) error {
+	select {
+	case <-h.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("event hub not started: %w", ctx.Err())
 	}
-	return head, nil
 }
 
 // follow catches up from *after and then reads sub until it is closed. It returns

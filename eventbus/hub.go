@@ -33,6 +33,10 @@ type Hub struct {
 	// last is the id of the last event handed out; -1 until the chain head has been
 	// read, so a hub that starts while PostgreSQL is away never replays the history.
 	last atomic.Int64
+	// ready is closed once last holds the chain head: from then on the hub hands
+	// out every later event, so a follower that starts from a position is whole.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // Sub is one subscriber. C is closed when the subscriber falls too far behind (it
@@ -54,7 +58,7 @@ func (s *Sub) Close() {
 
 // New makes a hub reading from src and listening on the database at dsn.
 func New(src Source, dsn string, log *slog.Logger) *Hub {
-	h := &Hub{src: src, dsn: dsn, log: log, subs: map[*Sub]struct{}{}}
+	h := &Hub{src: src, dsn: dsn, log: log, subs: map[*Sub]struct{}{}, ready: make(chan struct{})}
 	h.last.Store(-1)
 	return h
 }
@@ -110,6 +114,7 @@ func (h *Hub) listen(ctx context.Context) error {
 			return fmt.Errorf("read the chain head: %w", err)
 		}
 		h.last.Store(head)
+		h.readyOnce.Do(func() { close(h.ready) })
 	}
 	// Catch up on anything committed while we were not listening.
 	if err := h.drain(ctx); err != nil {

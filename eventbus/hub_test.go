@@ -129,21 +129,21 @@ func TestFollowResumesAfterCutOff(t *testing.T) {
 	logs := &syncBuf{}
 	h := startHub(t, st, dsn, logs)
 
+	// One event before the follower starts: it follows from 0 and gets stuck on it.
+	first0 := record(t, st, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	gate := make(chan struct{})
 	var c collector
 	var first sync.Once
 	go func() {
-		_ = h.Follow(ctx, eventbus.FromNow, 1, func(e store.Event) {
+		_ = h.Follow(ctx, 0, 1, func(e store.Event) {
 			c.add(e)
 			first.Do(func() { <-gate }) // stuck on the first event while more commit
 		})
 	}()
-	// The follower subscribes asynchronously: wait until it has seen an event.
-	record(t, st, 1)
-	if got := c.waitFor(t, 1, 10*time.Second); len(got) != 1 {
-		t.Fatalf("the follower saw %d events before the burst", len(got))
+	if got := c.waitFor(t, 1, 10*time.Second); len(got) != 1 || got[0] != first0[0] {
+		t.Fatalf("the follower saw %v before the burst, want [%d]", got, first0[0])
 	}
 	ids := record(t, st, 60)
 	// Let the hub hand out the whole burst: the stuck follower's one-slot buffer overruns.
