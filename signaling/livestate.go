@@ -14,7 +14,9 @@ import (
 // LiveState is the room's durable state, kept in a local file so that a restart
 // (even after kill -9) resumes the session where it was: the floor, who was
 // muted, the hand queue in order, the private line and the roll call. Presence
-// and media are not kept: restored endpoints start offline and reconnect.
+// and media are not kept: restored endpoints start offline and reconnect. Who
+// was online, and the outages not yet done, are kept for outage incidents
+// (outage.go).
 type LiveState struct {
 	Version     int       `json:"version"`
 	SavedAt     time.Time `json:"saved_at"`
@@ -25,7 +27,17 @@ type LiveState struct {
 	Hands       []string  `json:"hands"`
 	Muted       []string  `json:"muted"`
 	UnmuteAsked []string  `json:"unmute_asked"`
+	// Online lists the endpoints online during the session when the file was
+	// saved (rewritten at least every onlineHeartbeat while any is): after a
+	// restart, one that does not come back has an outage lost at SavedAt.
+	Online []string `json:"online,omitempty"`
+	// Outages are the losses of link whose incident is not done (outage.go).
+	Outages []Outage `json:"outages,omitempty"`
 }
+
+// onlineHeartbeat: while endpoints are online in a session, the state file is
+// rewritten at least this often, so SavedAt bounds when they were last seen.
+const onlineHeartbeat = 5 * time.Second
 
 const liveStateVersion = 1
 
@@ -35,6 +47,9 @@ func (r *Room) durable() LiveState {
 		PrivateLine: r.privateLine, RollCall: r.rollCall, Hands: r.handsCopy(), Muted: []string{}, UnmuteAsked: []string{}}
 	for _, code := range sortedKeys(r.members) {
 		m := r.members[code]
+		if m.wasOnline && r.sessionID != "" {
+			st.Online = append(st.Online, code)
+		}
 		if m.muted {
 			st.Muted = append(st.Muted, code)
 		}
@@ -42,6 +57,7 @@ func (r *Room) durable() LiveState {
 			st.UnmuteAsked = append(st.UnmuteAsked, code)
 		}
 	}
+	st.Outages = append([]Outage(nil), r.outages...)
 	return st
 }
 
@@ -59,6 +75,27 @@ func (r *Room) restore(st LiveState, currentSession string, now time.Time) []str
 		return m
 	}
 	var restored []string
+	for _, o := range st.Outages {
+		if r.inRoster[o.Code] && o.SessionID != "" {
+			r.outages = append(r.outages, o)
+			restored = append(restored, "outage:"+o.Code)
+		}
+	}
+	if st.SessionID != "" && st.SessionID == currentSession {
+		// Online when the process stopped: offline from now, the link lost when
+		// the file was last saved (at most onlineHeartbeat before the stop).
+		lost := st.SavedAt
+		if lost.IsZero() || lost.After(now) {
+			lost = now
+		}
+		for _, code := range st.Online {
+			if r.inRoster[code] {
+				r.outages = append(r.outages, Outage{Code: code, SessionID: currentSession,
+					LostAt: lost.UTC().Truncate(time.Second), OfflineAt: now.UTC()})
+				restored = append(restored, "online:"+code)
+			}
+		}
+	}
 	for _, code := range st.Muted {
 		if known(code) {
 			touch(code).muted = true
@@ -162,12 +199,14 @@ func (s *Service) stateChanged() {
 func (s *Service) FreezeState() { s.frozen.Store(true) }
 
 // stateLoop writes the state file on every change (coalesced) and checks every
-// 500 ms for changes that did not signal.
+// 500 ms for changes that did not signal. While endpoints are online in a
+// session it rewrites the file at least every onlineHeartbeat (see LiveState.Online).
 func (s *Service) stateLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	var last []byte
+	var lastWrite time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -178,23 +217,31 @@ func (s *Service) stateLoop() {
 		if s.frozen.Load() {
 			continue
 		}
-		s.room.mu.Lock()
-		st := s.room.durable()
-		s.room.mu.Unlock()
-		b, err := json.Marshal(st)
-		if err != nil {
-			s.log.Error("signaling: encode live state", "err", err)
-			continue
+		if b, ok := s.saveState(last, lastWrite); ok {
+			last, lastWrite = b, time.Now()
 		}
-		if bytes.Equal(b, last) {
-			continue
-		}
-		st.SavedAt = time.Now().UTC()
-		full, _ := json.MarshalIndent(st, "", "  ")
-		if err := writeFileAtomic(s.statePath, full); err != nil {
-			s.log.Error("signaling: write live state", "path", s.statePath, "err", err)
-			continue
-		}
-		last = b
 	}
+}
+
+// saveState writes the state file when it differs from last (or the online
+// heartbeat is due), and returns what it wrote.
+func (s *Service) saveState(last []byte, lastWrite time.Time) ([]byte, bool) {
+	s.room.mu.Lock()
+	st := s.room.durable()
+	s.room.mu.Unlock()
+	b, err := json.Marshal(st)
+	if err != nil {
+		s.log.Error("signaling: encode live state", "err", err)
+		return nil, false
+	}
+	if bytes.Equal(b, last) && (len(st.Online) == 0 || time.Since(lastWrite) < onlineHeartbeat) {
+		return nil, false
+	}
+	st.SavedAt = time.Now().UTC()
+	full, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeFileAtomic(s.statePath, full); err != nil {
+		s.log.Error("signaling: write live state", "path", s.statePath, "err", err)
+		return nil, false
+	}
+	return b, true
 }

@@ -70,6 +70,8 @@ type Subscriber struct {
 	Code    string // "22" for consoles
 	Console bool
 	Tiles   []Tile
+	// Only, when not nil, lists the only slots it has (a WHEP viewer: ingest.go).
+	Only []string
 }
 
 // Tile is one visible monitor tile of a console.
@@ -129,6 +131,9 @@ func (st *PolicyState) Route() map[string]Routes {
 					n++
 				}
 			}
+		}
+		if s.Only != nil {
+			maps.DeleteFunc(r, func(slot string, _ Route) bool { return !slices.Contains(s.Only, slot) })
 		}
 		out[s.PeerID] = r
 	}

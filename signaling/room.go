@@ -41,6 +41,7 @@ type member struct {
 	mediaOn     mediaOn   // what the endpoint's mute_state says it sends
 	pubUpAt     time.Time // when the publisher leg last came up
 	offlineAt   time.Time // when presence became offline (zero: not offline)
+	wasOnline   bool      // online (media path up) since it last went offline: going offline starts an outage
 	state       string    // last published presence
 	stats       StatEntry
 }
@@ -96,10 +97,13 @@ type Room struct {
 	programs    []string // program-capable peers that published, oldest first
 	roster      []string // endpoint codes in roster order
 	inRoster    map[string]bool
-	onChange    func() // routing may have changed
-	onState     func() // durable state may have changed (never blocks)
-	cmdSent     string // the command room presence last sent to consoles
+	onChange    func()   // routing may have changed
+	onState     func()   // durable state may have changed (never blocks)
+	cmdSent     string   // the command room presence last sent to consoles
+	outages     []Outage // losses of link during a session, until their incident is done (outage.go)
 	log         *slog.Logger
+
+	ext map[string]extPeer // WHIP publishers and WHEP viewers by peer id (ingest.go)
 }
 
 func newRoom(onChange func()) *Room {
@@ -210,6 +214,7 @@ func (r *Room) connByPeer(peerID string) *conn {
 // Called with mu held.
 func (r *Room) publishPresence(m *member, now time.Time) {
 	st := m.presence(now)
+	r.outageTransition(m, m.state, st, now)
 	reason := ""
 	if st == StateDegraded && m.mediaUp && m.noMedia {
 		reason = ReasonNoMedia
@@ -409,7 +414,7 @@ func (r *Room) published(peerID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.conns[peerID]
-	if c == nil || !c.program {
+	if (c == nil || !c.program) && !r.ext[peerID].program { // a WHIP publisher is one too
 		return
 	}
 	r.programs = slices.DeleteFunc(r.programs, func(p string) bool { return p == peerID })
@@ -462,6 +467,7 @@ func (r *Room) policyState() *PolicyState {
 		c := r.conns[id]
 		st.Subscribers = append(st.Subscribers, Subscriber{PeerID: id, Code: c.code, Console: c.role == RoleConsole, Tiles: r.tiles[id]})
 	}
+	st.Subscribers = append(st.Subscribers, r.extSubscribers()...) // WHEP viewers
 	return st
 }
 

@@ -36,6 +36,9 @@ type Config struct {
 	WriteTimeout    time.Duration // per message, default 5 s
 	PingInterval    time.Duration // default 5 s: a dead WebSocket is noticed within two intervals
 	StatsInterval   time.Duration // default 2 s
+	// OutageIncidentAfter: an endpoint that was online during a session and has
+	// been offline this long gets a communications incident (outage.go); default 60 s.
+	OutageIncidentAfter time.Duration
 	// PublicURL and AllowedOrigins give the Origin patterns browsers may use.
 	PublicURL      string
 	AllowedOrigins []string
@@ -62,6 +65,9 @@ func (c *Config) defaults() {
 	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = 2 * time.Second
+	}
+	if c.OutageIncidentAfter <= 0 {
+		c.OutageIncidentAfter = DefaultOutageIncidentAfter
 	}
 }
 
@@ -126,6 +132,7 @@ type Service struct {
 
 	statePath string
 	saveC     chan struct{}
+	names     map[string]string // endpoint names by code (outage incident titles)
 	frozen    atomic.Bool
 
 	// The record (record.go): the wanted recordings, handed to recordLoop.
@@ -133,6 +140,8 @@ type Service struct {
 	recMu    sync.Mutex
 	recWant  [2]recordWant
 	recC     chan struct{}
+
+	ingest ingestTable // WHIP publishers and WHEP viewers (ingest.go)
 }
 
 type appliedSlot struct {
@@ -147,7 +156,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		return nil, errors.New("signaling: a logger is required")
 	}
 	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, auditor: d.Audit, hub: d.Hub, kickC: make(chan struct{}, 1),
-		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1),
+		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1), names: map[string]string{},
 		recorder: d.Recorder, recC: make(chan struct{}, 1)}
 	if s.auditor == nil {
 		s.auditor = storeAuditor{d.Store}
@@ -182,6 +191,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	for _, e := range eps {
 		s.room.roster = append(s.room.roster, e.Code)
 		s.room.inRoster[e.Code] = true
+		s.names[e.Code] = e.Name
 	}
 	curID := ""
 	if cur, err := d.Store.CurrentSession(ctx); err == nil {
@@ -199,6 +209,9 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 			restored := s.room.restore(st, curID, time.Now())
 			s.log.Info("signaling: live state restored", "path", s.statePath, "saved_at", st.SavedAt,
 				"session", st.SessionID, "current_session", curID, "restored", restored)
+			// Outages found at the restore are on disk before anything else happens,
+			// so another stop keeps their loss times (and their incident ids).
+			s.saveState(nil, time.Time{})
 		}
 	}
 
@@ -219,7 +232,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 			return nil, fmt.Errorf("signaling: metrics: %w", err)
 		}
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go s.outageLoop()
 	if s.statePath != "" {
 		s.wg.Add(1)
 		go s.stateLoop()
@@ -417,6 +431,9 @@ func (s *Service) onLayerDemand(peerID, rid string, needed bool) {
 }
 
 func (s *Service) onPeerState(peerID string, t sfu.Target, st webrtc.PeerConnectionState) {
+	if s.ingestPeerState(peerID, st) {
+		return
+	}
 	c := s.room.connByPeer(peerID)
 	if c == nil {
 		return

@@ -36,6 +36,8 @@ type Deps struct {
 	Presence Presence
 	// Live serves /ws (signaling); nil leaves it unrouted.
 	Live http.Handler
+	// Ingest serves /whip/program and /whep/program (whip.go); nil leaves them unrouted.
+	Ingest Ingest
 }
 
 // Server holds the handlers' dependencies.
@@ -93,6 +95,7 @@ func New(d Deps) *Server {
 		// parentOf) units (store.EndpointParents gives the roster's parents).
 		s.engine.GET("/ws", s.need(anyone), gin.WrapH(d.Live))
 	}
+	s.ingestRoutes()
 	s.debugRoutes()
 	s.appRoutes()
 	return s

@@ -109,13 +109,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 		StatePath: cfg.Live.StatePath,
 		Recorder:  rec,
 		Media:     MediaConfig(cfg.Media),
-		Config:    signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins}}); err != nil {
+		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins,
+			OutageIncidentAfter: cfg.Live.OutageIncidentAfter}}); err != nil {
 		return nil, err
 	}
 	log.Info("media listening", "udp", a.Live.Engine().UDPPort(), "tcp", a.Live.Engine().TCPPort(),
 		"turn", a.Live.Engine().TURNPort())
 	a.Web = web.New(web.Deps{Store: a.Store, Hub: a.Hub, Config: cfg, Log: log, Registry: reg,
-		Presence: a.Live, Live: a.Live})
+		Presence: a.Live, Live: a.Live, Ingest: a.Live})
 
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)

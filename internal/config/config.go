@@ -52,6 +52,9 @@ type Live struct {
 	// queue, private line, roll call) is kept, so a restart after kill -9 resumes.
 	// Empty disables it.
 	StatePath string `yaml:"state_path"`
+	// OutageIncidentAfter: an endpoint that was online during a session and has
+	// been offline this long gets a communications incident, opened by the system.
+	OutageIncidentAfter time.Duration `yaml:"outage_incident_after"`
 }
 
 // HTTP configures the web server.
@@ -193,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
 		return errors.New("metrics.token: at least 16 characters")
+	}
+	if c.Live.OutageIncidentAfter <= 0 {
+		return errors.New("live.outage_incident_after must be positive")
 	}
 	if c.Turnout.StaleAfter <= 0 {
 		return errors.New("turnout.stale_after must be positive")
