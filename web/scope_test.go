@@ -231,6 +231,19 @@ func TestScopeRouteWalk(t *testing.T) {
 
 		"GET /ws": {skip: "signaling (/ws): scoped consoles are signaling's part, see docs/api.md"},
 
+		// WHIP makes the program (session control): an unscoped leader's. WHEP is for
+		// unscoped staff. A resource answers only the credential that made it.
+		"POST /whip/program":        own(scopeReq{"lead", "POST", "/whip/program", nil, 403, 0}),
+		"POST /whep/program":        own(scopeReq{"duty", "POST", "/whep/program", nil, 403, 0}),
+		"PATCH /whip/program/:id":   own(scopeReq{"lead", "PATCH", "/whip/program/nope", nil, 404, 404}),
+		"DELETE /whip/program/:id":  own(scopeReq{"lead", "DELETE", "/whip/program/nope", nil, 404, 404}),
+		"PATCH /whep/program/:id":   own(scopeReq{"duty", "PATCH", "/whep/program/nope", nil, 404, 404}),
+		"DELETE /whep/program/:id":  own(scopeReq{"duty", "DELETE", "/whep/program/nope", nil, 404, 404}),
+		"OPTIONS /whip/program":     {skip: "CORS preflight: no credential, no data"},
+		"OPTIONS /whip/program/:id": {skip: "CORS preflight: no credential, no data"},
+		"OPTIONS /whep/program":     {skip: "CORS preflight: no credential, no data"},
+		"OPTIONS /whep/program/:id": {skip: "CORS preflight: no credential, no data"},
+
 		"GET /":                   own(scopeReq{"duty", "GET", "/", nil, 200, 200}), // redirects to /login
 		"GET /login":              own(scopeReq{"duty", "GET", "/login", nil, 200, 200}),
 		"GET /join":               own(scopeReq{"duty", "GET", "/join", nil, 200, 200}),
