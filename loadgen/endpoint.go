@@ -100,17 +100,14 @@ const (
 // PeerConnection being read.
 type pionAPI struct {
 	api  *webrtc.API
-	taps *tapFactory
+	taps *client.KeyframeTap
 }
 
 // newPC creates a PeerConnection whose incoming PLI/FIR go to onPLI.
 func (a *pionAPI) newPC(onPLI func(uint32)) (*webrtc.PeerConnection, error) {
-	a.taps.mu.Lock()
-	defer a.taps.mu.Unlock()
-	a.taps.next = onPLI
-	pc, err := a.api.NewPeerConnection(webrtc.Configuration{})
-	a.taps.next = nil
-	return pc, err
+	return a.taps.Build(onPLI, func() (*webrtc.PeerConnection, error) {
+		return a.api.NewPeerConnection(webrtc.Configuration{})
+	})
 }
 
 // newAPI builds the Pion API shared by the endpoints of a run.
@@ -119,7 +116,7 @@ func newAPI() (*pionAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	taps := &tapFactory{}
+	taps := client.NewKeyframeTap(nil)
 	ir.Add(taps) // last: it reads what the others have seen
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

@@ -6,22 +6,46 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v3"
 )
 
-// The client reads incoming RTCP through this interceptor instead of
-// RTPSender.ReadSimulcastRTCP: Pion v3 reads its per-encoding table there
-// without a lock while PeerConnection.Close rewrites it (a data race that
-// go test -race reports). As in loadgen: the tap is the last interceptor;
-// for each RTCP stream Pion binds it drains the fully wrapped reader on its
-// own goroutine (the other interceptors still see everything) and hands
-// PLI/FIR to the client.
+// Go clients (this one and the load generator) read incoming RTCP through this
+// interceptor instead of RTPSender.ReadSimulcastRTCP / RTPReceiver.Read: Pion v3
+// reads its per-encoding tables there without a lock while PeerConnection.Close
+// rewrites them (a data race that go test -race reports). The tap is the last
+// interceptor: for each RTCP stream Pion binds it drains the fully wrapped reader
+// on its own goroutine (the other interceptors still see everything) and hands
+// PLI/FIR to the owner of the PeerConnection.
 
 var errTapped = errors.New("client: RTCP is read by the tap")
 
-type tapFactory struct{ onPLI func(mediaSSRC uint32) }
+// KeyframeTap is the interceptor factory. Add it last to the registry.
+type KeyframeTap struct {
+	mu   sync.Mutex
+	next func(mediaSSRC uint32) // keyframe request handler of the PeerConnection being built
+}
 
-func (f *tapFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &tap{onPLI: f.onPLI, done: make(chan struct{})}, nil
+// NewKeyframeTap makes a tap whose PeerConnections hand PLI/FIR to onPLI (nil:
+// until Build says otherwise).
+func NewKeyframeTap(onPLI func(mediaSSRC uint32)) *KeyframeTap {
+	return &KeyframeTap{next: onPLI}
+}
+
+// Build creates one PeerConnection with build, its PLI/FIR going to onPLI: one
+// API (and tap) can serve many endpoints.
+func (f *KeyframeTap) Build(onPLI func(uint32), build func() (*webrtc.PeerConnection, error)) (*webrtc.PeerConnection, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev := f.next
+	f.next = onPLI
+	defer func() { f.next = prev }()
+	return build()
+}
+
+// NewInterceptor is called while a PeerConnection is built (under Build's lock
+// when Build is used).
+func (f *KeyframeTap) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &tap{onPLI: f.next, done: make(chan struct{})}, nil
 }
 
 type tap struct {
@@ -46,6 +70,9 @@ func (t *tap) drain(r interceptor.RTCPReader) {
 		n, _, err := r.Read(buf, nil)
 		if err != nil {
 			return
+		}
+		if t.onPLI == nil {
+			continue
 		}
 		pkts, err := rtcp.Unmarshal(buf[:n])
 		if err != nil {

@@ -27,7 +27,7 @@ func newMediaAPI(o Options, onPLI func(mediaSSRC uint32)) (*mediaAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	ir.Add(&tapFactory{onPLI: onPLI}) // last: it reads what the others have seen (rtcptap.go)
+	ir.Add(NewKeyframeTap(onPLI)) // last: it reads what the others have seen (rtcptap.go)
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
