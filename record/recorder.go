@@ -452,7 +452,7 @@ func (r *Recorder) finish() error {
 	if err != nil {
 		return fmt.Errorf("record: write %s: %w", r.path, err)
 	}
-	sum, size, err := fileSHA256(r.path)
+	sum, size, err := FileSHA256(r.path)
 	if err != nil {
 		return err
 	}

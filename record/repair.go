@@ -151,7 +151,7 @@ func Repair(path string) (Info, error) {
 	if len(m.written) == 2 {
 		info.VideoFrames, info.AudioFrames = m.written[0], m.written[1]
 	}
-	info.SHA256, info.Size, err = fileSHA256(path)
+	info.SHA256, info.Size, err = FileSHA256(path)
 	return info, err
 }
 
@@ -174,7 +174,7 @@ func parseTracks(b []byte) ([]webm.TrackEntry, error) {
 
 // Verify checks that the file's SHA-256 is sha256hex.
 func Verify(path, sha256hex string) error {
-	sum, _, err := fileSHA256(path)
+	sum, _, err := FileSHA256(path)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,8 @@ func Verify(path, sha256hex string) error {
 	return nil
 }
 
-func fileSHA256(path string) (string, int64, error) {
+// FileSHA256 returns a file's SHA-256 (hex) and size, as the index keeps them.
+func FileSHA256(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, err

@@ -2,11 +2,8 @@ package recording
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/opscenter/opscenter/record"
@@ -86,7 +83,7 @@ func (m *Manager) repairOne(ctx context.Context, r store.Recording) (store.Recor
 		}
 		end = endOf(info, true, "file rebuilt at start")
 	} else {
-		sum, size, err := fileSHA256(path)
+		sum, size, err := record.FileSHA256(path)
 		if err != nil {
 			return r, false, err
 		}
@@ -98,20 +95,6 @@ func (m *Manager) repairOne(ctx context.Context, r store.Recording) (store.Recor
 	}
 	row, err := m.st.CloseRecording(ctx, Actor, r.ID, end)
 	return row, false, err
-}
-
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // VerifyReport is the result of Verify.
