@@ -425,6 +425,17 @@ const dict = {
   },
 };
 
+/**
+ * Adds a module's strings to the dictionary, so that a page or feature keeps its
+ * texts beside its code instead of in this shared file. Later keys win.
+ * @param {Record<string, string>} vi
+ * @param {Record<string, string>} en
+ */
+export function addStrings(vi, en) {
+  Object.assign(dict.vi, vi);
+  Object.assign(dict.en, en);
+}
+
 /** @returns {Lang} */
 export function lang() {
   const v = localStorage.getItem(STORAGE_KEY);
