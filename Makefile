@@ -30,3 +30,8 @@ bench: deps-run
 # 190 synthetic endpoints with churn for SOAK_DURATION (default 30m).
 soak: deps-run
 	./scripts/soak.sh
+
+# The election day replayed (docs/replay.md): the full day at speed 60, every endpoint with media.
+.PHONY: replay
+replay: deps-run build
+	./$(BIN) replay --speed 60 --media all

@@ -51,7 +51,8 @@ var roleCaps = map[Role][]Capability{
 	RoleObserver: {CapRead},
 }
 
-// Principal is who a request acts as: a staff member or one endpoint.
+// Principal is who a request acts as: a staff member, one endpoint, or a press
+// wall.
 type Principal struct {
 	UserID       int64  `json:"user_id,omitempty"`
 	Username     string `json:"username,omitempty"`
@@ -61,20 +62,29 @@ type Principal struct {
 	// code the account is limited to: that district and its communes. Empty means
 	// the whole province.
 	District string `json:"district,omitempty"`
+	// Wall names a press wall's link: it receives the program, the floor, turnout
+	// and session state, and may do nothing else (no capability, no scope, never an
+	// endpoint).
+	Wall string `json:"wall,omitempty"`
 }
+
+// IsWall reports whether the principal is a press wall's link.
+func (p Principal) IsWall() bool { return p.Wall != "" }
 
 // IsEndpoint reports whether the principal is an endpoint's join credential.
 func (p Principal) IsEndpoint() bool { return p.EndpointCode != "" }
 
 // Scoped reports whether the principal is staff limited to one district.
-func (p Principal) Scoped() bool { return !p.IsEndpoint() && p.District != "" }
+func (p Principal) Scoped() bool { return !p.IsEndpoint() && !p.IsWall() && p.District != "" }
 
 // InScope reports whether the unit code is within what the principal may see and
 // act on. Unscoped staff reach every unit; district-scoped staff their district and
 // the units whose parent it is (parentOf returns a code's parent, "" when unknown);
-// an endpoint only itself.
+// an endpoint only itself; a wall none (it reads the province's roll-up only).
 func (p Principal) InScope(code string, parentOf func(string) string) bool {
 	switch {
+	case p.IsWall():
+		return false
 	case p.IsEndpoint():
 		return code == p.EndpointCode
 	case !p.Scoped():
@@ -87,12 +97,12 @@ func (p Principal) InScope(code string, parentOf func(string) string) bool {
 	return parentOf != nil && parentOf(code) == p.District
 }
 
-// Can reports whether a staff principal has capability c. Endpoints have none of the
-// staff capabilities; what they may do is checked per route (only as themselves).
+// Can reports whether a staff principal has capability c. Endpoints and walls have
+// none of the staff capabilities; what they may do is checked per route (only as themselves).
 // District-scoped staff never run the session nor administer: session control
 // stays with the province, whatever the role.
 func (p Principal) Can(c Capability) bool {
-	if p.IsEndpoint() {
+	if p.IsEndpoint() || p.IsWall() {
 		return false
 	}
 	if p.Scoped() && (c == CapRunSession || c == CapAdmin) {
@@ -106,10 +116,14 @@ func (p Principal) Can(c Capability) bool {
 	return false
 }
 
-// Actor names the principal in the audit log: "user:NAME" or "endpoint:CODE".
+// Actor names the principal in the audit log: "user:NAME", "endpoint:CODE" or
+// "wall:NAME".
 func (p Principal) Actor() string {
 	if p.IsEndpoint() {
 		return "endpoint:" + p.EndpointCode
+	}
+	if p.IsWall() {
+		return "wall:" + p.Wall
 	}
 	return "user:" + p.Username
 }

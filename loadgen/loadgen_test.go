@@ -50,6 +50,11 @@ func TestSmokeFanout(t *testing.T) {
 			t.Errorf("figure %q not produced (%v)", name, v)
 		}
 	}
+	// The session is in progress and recording is on by default: the program
+	// was recorded.
+	if rf := res.Recording; rf == nil || rf.ProgramFiles == 0 || rf.ProgramBytes == 0 || rf.ProgramSeconds <= 0 {
+		t.Errorf("program not recorded: %+v", rf)
+	}
 	// Loss depends on what else the machine runs; it is logged, not judged.
 	t.Logf("loss %.4f, e2e p99 %.1f ms, in-server p99 %.0f µs", res.Loss, res.E2EP99Ms, res.InServerP99Us)
 	if row := MarkdownRow(res); !strings.HasPrefix(row, "| fanout | 10 |") {

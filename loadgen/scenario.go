@@ -59,6 +59,9 @@ type Result struct {
 	GenCores         float64 `json:"generator_cores"`
 	Limit            string  `json:"limit,omitempty"` // why a fanout progression stopped
 	Load             string  `json:"load"`            // /proc/loadavg at the start
+	// Recording is what the server recorded (read after it stopped); nil if
+	// the run failed.
+	Recording *RecordingFigures `json:"recording,omitempty"`
 }
 
 type run struct {
@@ -124,7 +127,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	default:
 		err = fmt.Errorf("unknown scenario %q", cfg.Scenario)
 	}
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	// The server closes its recordings when it stops; then they are read.
+	r.closeAll()
+	srv.Terminate()
+	rf, err := scanRecordings(srv.RecordingDir())
+	if err != nil {
+		return res, fmt.Errorf("recordings: %w", err)
+	}
+	res.Recording = &rf
+	return res, nil
 }
 
 func (r *run) closeAll() {

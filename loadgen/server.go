@@ -95,7 +95,7 @@ func StartServer(ctx context.Context, o ServerOptions) (_ *Server, err error) {
 		"OPSCENTER_DATABASE_FALLBACK_DATA_DIR="+filepath.Join(dir, "pg-fallback"),
 		"OPSCENTER_DATABASE_JOURNAL_PATH="+filepath.Join(dir, "audit.journal"),
 		"OPSCENTER_LIVE_STATE_PATH="+filepath.Join(dir, "live-state.json"),
-		"OPSCENTER_RECORDING_DIR="+filepath.Join(dir, "recordings"),
+		"OPSCENTER_RECORDING_DIR="+s.RecordingDir(),
 		"OPSCENTER_MEDIA_UDP_PORT=0",
 		"OPSCENTER_MEDIA_TCP_PORT=0",
 		"OPSCENTER_MEDIA_NETWORK_TYPES=udp4",
@@ -327,6 +327,15 @@ func Download(ctx context.Context, url, bearer, file string) error {
 // Stop terminates the server (SIGTERM, then SIGKILL after 20 s) and removes
 // the temporary directory (the embedded PostgreSQL stops with the server).
 func (s *Server) Stop() {
+	s.Terminate()
+	if !s.keep && s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// Terminate stops the server process (SIGTERM, then SIGKILL after 20 s) and
+// keeps its directory (recordings, server.log) until Stop.
+func (s *Server) Terminate() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -336,13 +345,13 @@ func (s *Server) Stop() {
 			<-s.exited
 		}
 	}
-	if !s.keep && s.dir != "" {
-		_ = os.RemoveAll(s.dir)
-	}
 }
 
 // Dir is the run's temporary directory (server.log is there).
 func (s *Server) Dir() string { return s.dir }
+
+// RecordingDir is the server's recording.dir.
+func (s *Server) RecordingDir() string { return filepath.Join(s.dir, "recordings") }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

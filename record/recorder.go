@@ -79,13 +79,14 @@ type Recorder struct {
 	tl       *timeline
 	vp8      *vp8Frames
 	mux      *muxer
-	pend     [2][]frame // frames not yet written, per track
-	head     [2]int     // first unwritten index in pend
-	failed   bool       // the muxer could not start: frames are dropped
-	lastT    int64      // last ms written to the file
-	wall0    int64      // arrival (Unix ns) of the reference track's first packet
-	lastAsk  int64      // video ext timestamp of the last keyframe request
-	lastKey  int64      // video ext timestamp of the last keyframe written
+	pend     [2][]frame  // frames not yet written, per track
+	bufs     [2][][]byte // frame buffers written out, for reuse, per track
+	head     [2]int      // first unwritten index in pend
+	failed   bool        // the muxer could not start: frames are dropped
+	lastT    int64       // last ms written to the file
+	wall0    int64       // arrival (Unix ns) of the reference track's first packet
+	lastAsk  int64       // video ext timestamp of the last keyframe request
+	lastKey  int64       // video ext timestamp of the last keyframe written
 	asked    bool
 	info     Info
 	err      error
@@ -287,7 +288,7 @@ func (r *Recorder) packet(p *slot, lost int) {
 	ext := r.tl.extend(p.kind, p.ts)
 	if p.kind == Audio {
 		if len(p.buf) > 0 {
-			r.emit(Audio, true, r.tl.ms(Audio, ext), append([]byte(nil), p.buf...))
+			r.emit(Audio, true, r.tl.ms(Audio, ext), r.copyFrame(Audio, p.buf))
 		}
 		return
 	}
@@ -299,7 +300,7 @@ func (r *Recorder) packet(p *slot, lost int) {
 		if res.key {
 			r.lastKey = ext
 		}
-		r.emit(Video, res.key, r.tl.ms(Video, ext), append([]byte(nil), res.frame...))
+		r.emit(Video, res.key, r.tl.ms(Video, ext), r.copyFrame(Video, res.frame))
 	}
 	r.needKey.Store(r.vp8.waitKey)
 	switch {
@@ -324,6 +325,30 @@ func (r *Recorder) askKeyframe(ext int64) {
 		r.cfg.onKeyframe()
 	}
 }
+
+// copyFrame copies a frame into a buffer of track k's free list (frames wait
+// in pend for the other track), so that in a steady stream nothing is
+// allocated: buffers go back to the list once written, and grow to the
+// largest frames they carried.
+func (r *Recorder) copyFrame(k Kind, b []byte) []byte {
+	var buf []byte
+	if n := len(r.bufs[k]); n > 0 {
+		buf = r.bufs[k][n-1][:0]
+		r.bufs[k][n-1] = nil
+		r.bufs[k] = r.bufs[k][:n-1]
+	}
+	return append(buf, b...)
+}
+
+// freeFrame returns a written frame's buffer to track k's free list.
+func (r *Recorder) freeFrame(k Kind, b []byte) {
+	if cap(b) <= maxFreeFrame {
+		r.bufs[k] = append(r.bufs[k], b)
+	}
+}
+
+// maxFreeFrame is the largest frame buffer kept for reuse.
+const maxFreeFrame = 1 << 20
 
 // emit queues a frame and writes, in timeline order, whatever cannot be
 // preceded by a frame still to come from the other track.
@@ -412,12 +437,14 @@ func (r *Recorder) flush(all bool) {
 		if fr.t < r.lastT {
 			if k == Audio {
 				r.n.lateAudio.Add(1)
+				r.freeFrame(k, fr.data)
 				continue
 			}
 			fr.t = r.lastT // never drop video: later frames refer to it
 		}
 		r.lastT = fr.t
-		r.mux.write(int(k), fr.key, fr.t, fr.data) // track index = Kind
+		r.mux.write(int(k), fr.key, fr.t, fr.data) // track index = Kind; written when it returns
+		r.freeFrame(k, fr.data)
 	}
 }
 

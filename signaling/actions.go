@@ -90,7 +90,7 @@ func (r *Room) giveFloor(code string) string {
 		if m := r.members[code]; m != nil {
 			m.hand = false
 		}
-		r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+		r.sendHands()
 	}
 	r.onChange()
 	return ""
@@ -132,7 +132,7 @@ func (r *Room) setHand(code string, up bool) string {
 	} else if i := slices.Index(r.hands, code); i >= 0 {
 		r.hands = slices.Delete(r.hands, i, i+1)
 	}
-	r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+	r.sendHands()
 	return ""
 }
 
@@ -151,11 +151,7 @@ func (r *Room) setMutedLocked(code string, muted bool, by string) {
 	m.unmuteAsked = false
 	msg := MuteMsg{Code: code, Muted: muted, By: by}
 	r.toCode(code, TypeMute, msg)
-	for _, c := range r.conns {
-		if c.role == RoleConsole {
-			c.send(TypeMute, "", msg)
-		}
-	}
+	r.toConsolesAbout(code, TypeMute, msg)
 }
 
 // muteAll mutes every known endpoint but the command room.
@@ -227,7 +223,7 @@ func (r *Room) setPrivateLine(code string) string {
 	if code != "" {
 		p = &code
 	}
-	r.toConsoles(TypePrivateLine, PrivateLineMsg{Code: p})
+	r.privateLineToConsoles(code)
 	r.toCode(code, TypePrivateLine, PrivateLineMsg{Code: p})
 	if prev != "" && prev != code { // the endpoint leaving the line is told too
 		r.toCode(prev, TypePrivateLine, PrivateLineMsg{Code: p})
@@ -272,11 +268,11 @@ func (r *Room) remove(code string) *conn {
 	}
 	if r.privateLine == code {
 		r.privateLine = ""
-		r.toConsoles(TypePrivateLine, PrivateLineMsg{})
+		r.privateLineToConsoles("")
 	}
 	if i := slices.Index(r.hands, code); i >= 0 {
 		r.hands = slices.Delete(r.hands, i, i+1)
-		r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+		r.sendHands()
 	}
 	m.hand = false
 	r.onChange()

@@ -47,6 +47,7 @@ type conn struct {
 	role    string
 	program bool // may publish the program (endpoint 22's device, a leader's console)
 	leader  bool
+	scope   func(code string) bool // a district-scoped console's view (scope.go); nil: everything
 	peer    *sfu.Peer
 
 	// Loop-owned.
@@ -307,6 +308,8 @@ func (c *conn) dispatch(b []byte) {
 	switch {
 	case h.joined && !c.joined:
 		err = perr(ErrNotJoined, "send join first")
+	case h.leader && !c.leader && c.p.Scoped():
+		err = perr(ErrForbidden, "%s is session control, which stays with the province: district %s's staff cannot use it", env.Type, c.p.District)
 	case h.leader && !c.leader:
 		err = perr(ErrForbidden, "%s needs a leader's console", env.Type)
 	default:

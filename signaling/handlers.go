@@ -105,6 +105,7 @@ func onJoin(c *conn, id string, m *JoinMsg) error {
 			return perr(ErrForbidden, "your role cannot watch the session")
 		}
 		c.code, c.role = CommandCode, RoleConsole
+		c.scope = c.svc.scopeOf(c.p)
 		c.leader = c.p.Can(auth.CapRunSession)
 		c.program = c.leader
 		c.peerID = fmt.Sprintf("staff:%s#%d", c.p.Username, n)
@@ -335,6 +336,9 @@ func onVisibility(c *conn, _ string, m *VisibilityMsg) error {
 		}
 		if t.Size != "small" && t.Size != "large" && t.Size != "" {
 			return perr(ErrBadPayload, `size must be "small" or "large"`)
+		}
+		if t.Visible && !c.sees(t.Code) { // worded as for a code that does not exist
+			return perr(ErrUnknownCode, "%q is not an endpoint of district %s", t.Code, c.p.District)
 		}
 	}
 	next := 0

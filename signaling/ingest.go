@@ -9,7 +9,7 @@ package signaling
 //     command room's device: its first track makes it the program (newest
 //     publisher wins), so routing, the record and the command room's presence
 //     treat it as endpoint 22's program.
-//   - A WHEP viewer (any unscoped staff role; later a wall link) receives the
+//   - A WHEP viewer (any unscoped staff role, or a press wall's link) receives the
 //     program and, when asked, the floor, and sends nothing. It is a
 //     subscriber of the routing policy only: never a member, so never an
 //     endpoint in presence, the health board or the counts.
@@ -148,9 +148,9 @@ func CanWHIP(p auth.Principal) bool {
 }
 
 // CanWHEP reports whether p may view the program over WHEP: any unscoped
-// staff role. Hook: a wall link (not built yet) will be admitted here too.
+// staff role, or a press wall's link (it receives media and sends none).
 func CanWHEP(p auth.Principal) bool {
-	return !p.IsEndpoint() && !p.Scoped() && p.Can(auth.CapRead)
+	return p.IsWall() || !p.IsEndpoint() && !p.Scoped() && p.Can(auth.CapRead)
 }
 
 // StartWHIP applies a WHIP offer: a new publisher that becomes the program when
@@ -191,7 +191,7 @@ func (s *Service) StartWHIP(p auth.Principal, offer string) (*IngestSession, err
 // floor_video, program_audio then floor_audio.
 func (s *Service) StartWHEP(p auth.Principal, offer string, floor bool) (*IngestSession, error) {
 	if !CanWHEP(p) {
-		return nil, fmt.Errorf("%w: WHEP needs an unscoped staff token", ErrIngestForbidden)
+		return nil, fmt.Errorf("%w: WHEP needs an unscoped staff token or a wall link", ErrIngestForbidden)
 	}
 	kinds, err := checkIngestOffer(offer, false)
 	if err != nil {
@@ -252,6 +252,8 @@ func (s *Service) newIngest(kind string, p auth.Principal, t sfu.Target) (*Inges
 	who := p.Username
 	if p.IsEndpoint() {
 		who = p.EndpointCode
+	} else if p.IsWall() {
+		who = "wall-" + p.Wall
 	}
 	peerID := fmt.Sprintf("%s:%s#%d", kind, who, s.seq.Add(1))
 	peer, err := s.engine.NewPeer(peerID)

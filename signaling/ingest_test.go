@@ -87,7 +87,8 @@ func TestWHIPWHEPSDPHelpers(t *testing.T) {
 		t.Fatal("CanWHIP")
 	}
 	if !CanWHEP(auth.Principal{Username: "o", Role: auth.RoleObserver}) || CanWHEP(auth.Principal{Username: "o", Role: auth.RoleObserver, District: "207"}) ||
-		CanWHEP(auth.Principal{EndpointCode: CommandCode}) {
+		CanWHEP(auth.Principal{EndpointCode: CommandCode}) || !CanWHEP(auth.Principal{Wall: "press-1"}) ||
+		CanWHIP(auth.Principal{Wall: "press-1"}) {
 		t.Fatal("CanWHEP")
 	}
 }

@@ -72,6 +72,9 @@ type Subscriber struct {
 	Tiles   []Tile
 	// Only, when not nil, lists the only slots it has (a WHEP viewer: ingest.go).
 	Only []string
+	// Sees, when not nil, limits a district-scoped console's tiles and extra audio
+	// to the codes it reports true for (scope.go); the program and floor pass.
+	Sees func(code string) bool
 }
 
 // Tile is one visible monitor tile of a console.
@@ -115,7 +118,7 @@ func (st *PolicyState) Route() map[string]Routes {
 		if s.Console {
 			for _, t := range s.Tiles {
 				p := st.Peers[t.Code]
-				if p == "" || p == s.PeerID {
+				if p == "" || p == s.PeerID || (s.Sees != nil && !s.Sees(t.Code)) {
 					continue
 				}
 				l := sfu.LayerLow
@@ -125,8 +128,8 @@ func (st *PolicyState) Route() map[string]Routes {
 				r[TileSlot(t.Slot)] = Route{p, l}
 			}
 			n := 0
-			for _, p := range aux {
-				if p != s.PeerID {
+			for _, code := range aux {
+				if p := st.Peers[code]; p != s.PeerID && (s.Sees == nil || s.Sees(code)) {
 					r[AuxAudioSlot(n)] = Route{p, 0}
 					n++
 				}
@@ -140,8 +143,8 @@ func (st *PolicyState) Route() map[string]Routes {
 	return out
 }
 
-// consoleAudio lists the peers whose audio goes to consoles besides the floor: the
-// private line, and everyone during an open-mic roll call. Sorted by code so the
+// consoleAudio lists the codes whose audio goes to consoles besides the floor: the
+// private line, and everyone during an open-mic roll call. Sorted so the
 // assignment to aux slots is stable.
 func (st *PolicyState) consoleAudio() []string {
 	if !st.SessionActive {
@@ -158,11 +161,7 @@ func (st *PolicyState) consoleAudio() []string {
 	} else if pl := st.PrivateLine; pl != "" && pl != st.Floor && !st.Muted[pl] && st.Peers[pl] != "" {
 		codes = []string{pl}
 	}
-	out := make([]string, 0, len(codes))
-	for _, c := range codes {
-		out = append(out, st.Peers[c])
-	}
-	return out
+	return codes
 }
 
 // Change is one slot whose route differs between two policy results.

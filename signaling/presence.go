@@ -123,7 +123,7 @@ func judgeNoMedia(m *member, st sfu.PeerStats, now time.Time) bool {
 func (r *Room) broadcastStats(msg StatsMsg) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.toConsoles(TypeStats, msg)
+	r.sendStats(msg)
 }
 
 // Stats returns the last media statistics of every live endpoint (health board).

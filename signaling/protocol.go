@@ -191,6 +191,9 @@ type WelcomeMsg struct {
 	State    Snapshot `json:"state"`
 	// ICEServers lists the embedded TURN server with short-lived credentials, when enabled.
 	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+	// District, for district-scoped staff, is the district the console is limited
+	// to: it is told about the program, the floor and that district's units only.
+	District string `json:"district,omitempty"`
 }
 
 // Snapshot is the live session state as seen by one connection.

@@ -239,7 +239,7 @@ func (r *Room) publishPresence(m *member, now time.Time) {
 		r.syncCommand()
 		return
 	}
-	r.toConsoles(TypePresence, PresenceMsg{Code: m.code, State: st, Reason: reason})
+	r.toConsolesAbout(m.code, TypePresence, PresenceMsg{Code: m.code, State: st, Reason: reason})
 }
 
 // effective is an endpoint's presence as shown to people. The command room (22)
@@ -295,9 +295,9 @@ func (r *Room) welcome(c *conn, id string, replaced bool, ice []webrtc.ICEServer
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.send(TypeWelcome, id, WelcomeMsg{Code: c.code, PeerID: c.peerID, Role: c.role, Leader: c.leader,
-		Replaced: replaced, State: r.snapshot(c.code), ICEServers: ice})
+		District: c.p.District, Replaced: replaced, State: c.scopeSnapshot(r.snapshot(c.code)), ICEServers: ice})
 	if c.role == RoleConsole {
-		c.send(TypePresenceSnapshot, "", r.presenceSnapshot())
+		c.send(TypePresenceSnapshot, "", c.scopePresence(r.presenceSnapshot()))
 	}
 }
 
@@ -397,11 +397,11 @@ func (r *Room) forget(code string) (routing bool) {
 	}
 	if r.privateLine == code {
 		r.privateLine, routing = "", true
-		r.toConsoles(TypePrivateLine, PrivateLineMsg{})
+		r.privateLineToConsoles("")
 	}
 	if i := slices.Index(r.hands, code); i >= 0 {
 		r.hands = slices.Delete(r.hands, i, i+1)
-		r.toAll(TypeHands, HandsMsg{Queue: r.handsCopy()})
+		r.sendHands()
 	}
 	return routing
 }
@@ -465,7 +465,7 @@ func (r *Room) policyState() *PolicyState {
 	}
 	for _, id := range sortedKeys(r.conns) {
 		c := r.conns[id]
-		st.Subscribers = append(st.Subscribers, Subscriber{PeerID: id, Code: c.code, Console: c.role == RoleConsole, Tiles: r.tiles[id]})
+		st.Subscribers = append(st.Subscribers, Subscriber{PeerID: id, Code: c.code, Console: c.role == RoleConsole, Tiles: r.tiles[id], Sees: c.scope})
 	}
 	st.Subscribers = append(st.Subscribers, r.extSubscribers()...) // WHEP viewers
 	return st

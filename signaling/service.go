@@ -133,6 +133,7 @@ type Service struct {
 	statePath string
 	saveC     chan struct{}
 	names     map[string]string // endpoint names by code (outage incident titles)
+	parents   map[string]string // roster parents by code (district scope), read-only after New
 	frozen    atomic.Bool
 
 	// The record (record.go): the wanted recordings, handed to recordLoop.
@@ -157,7 +158,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, auditor: d.Audit, hub: d.Hub, kickC: make(chan struct{}, 1),
 		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1), names: map[string]string{},
-		recorder: d.Recorder, recC: make(chan struct{}, 1)}
+		parents: map[string]string{}, recorder: d.Recorder, recC: make(chan struct{}, 1)}
 	if s.auditor == nil {
 		s.auditor = storeAuditor{d.Store}
 	}
@@ -192,6 +193,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		s.room.roster = append(s.room.roster, e.Code)
 		s.room.inRoster[e.Code] = true
 		s.names[e.Code] = e.Name
+		s.parents[e.Code] = e.ParentCode
 	}
 	curID := ""
 	if cur, err := d.Store.CurrentSession(ctx); err == nil {

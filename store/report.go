@@ -12,7 +12,11 @@ import (
 // timelines and its directives with every receipt, all in the order they happened,
 // then the turnout.
 type Report struct {
-	Session    Session       `json:"session"`
+	Session Session `json:"session"`
+	// Scope is the district a district report is limited to ("" = the province):
+	// its units' incidents, the directives with a target there (with those
+	// targets' receipts only) and its turnout, nothing of other districts.
+	Scope      string        `json:"scope,omitempty"`
 	Incidents  []Incident    `json:"incidents"`
 	Directives []Directive   `json:"directives"`
 	Turnout    ReportTurnout `json:"turnout"`
@@ -21,10 +25,14 @@ type Report struct {
 // ReportTurnout is a session's turnout as the report shows it: the province, each
 // district with its communes (in roster order), each unit's completion time, and the
 // province's curve. Figures are those in force at At: the session's actual end, or
-// the time of the report while it runs (none before it starts).
+// the time of the report while it runs (none before it starts). A district report
+// has no province figure (it sums other districts): Top and the curve are the
+// district's, and Districts holds it alone.
 type ReportTurnout struct {
-	At        time.Time            `json:"at"`
-	Province  TurnoutUnit          `json:"province"`
+	At       time.Time   `json:"at"`
+	Province TurnoutUnit `json:"province"`
+	// Top is the unit the report covers: the province, or a district report's district.
+	Top       TurnoutUnit          `json:"top"`
 	Districts []ReportDistrict     `json:"districts"`
 	Step      string               `json:"step"`
 	Curve     []TurnoutSeriesPoint `json:"curve"`
@@ -42,10 +50,16 @@ const reportCurveStep = 30 * time.Minute
 
 // SessionReport gathers a session's report from one consistent snapshot.
 func (s *Store) SessionReport(ctx context.Context, sessionID string) (Report, error) {
+	return s.ScopedSessionReport(ctx, sessionID, "")
+}
+
+// ScopedSessionReport is SessionReport limited to a district's units (scope, a
+// district code; "" = the whole province), for district-scoped staff.
+func (s *Store) ScopedSessionReport(ctx context.Context, sessionID, scope string) (Report, error) {
 	if validUUID("id", sessionID) != nil {
 		return Report{}, fmt.Errorf("session %q: %w", sessionID, ErrNotFound)
 	}
-	var r Report
+	r := Report{Scope: scope}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return r, fmt.Errorf("begin report: %w", err)
@@ -54,13 +68,25 @@ func (s *Store) SessionReport(ctx context.Context, sessionID string) (Report, er
 	if r.Session, err = scanSession(tx.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = $1`, sessionID)); err != nil {
 		return r, fmt.Errorf("session %s: %w", sessionID, notFound(err))
 	}
-	if r.Incidents, err = reportIncidents(ctx, tx, sessionID); err != nil {
+	if r.Incidents, err = reportIncidents(ctx, tx, sessionID, scope); err != nil {
 		return r, err
 	}
-	if r.Directives, err = reportDirectives(ctx, tx, sessionID); err != nil {
+	if r.Directives, err = reportDirectives(ctx, tx, sessionID, scope); err != nil {
 		return r, err
 	}
-	if r.Turnout, err = reportTurnout(ctx, tx, r.Session, time.Now()); err != nil {
+	if scope != "" {
+		// A directive about another district's incident keeps no trace of it.
+		shown := map[string]bool{}
+		for _, i := range r.Incidents {
+			shown[i.ID] = true
+		}
+		for i := range r.Directives {
+			if d := &r.Directives[i]; d.IncidentID != nil && !shown[*d.IncidentID] {
+				d.IncidentID = nil
+			}
+		}
+	}
+	if r.Turnout, err = reportTurnout(ctx, tx, r.Session, time.Now(), scope); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -70,7 +96,7 @@ func (s *Store) SessionReport(ctx context.Context, sessionID string) (Report, er
 // province's curve from the planned start, every step, to the planned end or that
 // time. Nothing is flagged stale: the report records
 // figures and completion, not the live watch.
-func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time) (ReportTurnout, error) {
+func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time, scope string) (ReportTurnout, error) {
 	at := now
 	if sess.ActualEnd != nil && sess.ActualEnd.Before(at) {
 		at = *sess.ActualEnd
@@ -89,13 +115,17 @@ func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time) 
 	units := rollUp(nodes, reports, rollupParams{At: at})
 	byCode := map[string]int{}
 	for _, n := range nodes {
-		switch n.Kind {
-		case KindProvince:
+		switch {
+		case n.Kind == KindProvince && scope == "":
 			out.Province = *units[n.Code]
-		case KindDistrict:
+			out.Top = out.Province
+		case n.Kind == KindDistrict && (scope == "" || n.Code == scope):
+			if n.Code == scope {
+				out.Top = *units[n.Code]
+			}
 			byCode[n.Code] = len(out.Districts)
 			out.Districts = append(out.Districts, ReportDistrict{TurnoutUnit: *units[n.Code], Communes: []TurnoutUnit{}})
-		case KindCommune:
+		case n.Kind == KindCommune:
 			if i, ok := byCode[n.Parent]; ok {
 				out.Districts[i].Communes = append(out.Districts[i].Communes, *units[n.Code])
 			}
@@ -110,7 +140,7 @@ func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time) 
 		step *= 2
 	}
 	out.Step = step.String()
-	if sess.ActualStart == nil || out.Province.Code == "" {
+	if sess.ActualStart == nil || out.Top.Code == "" {
 		return out, nil
 	}
 	var times []time.Time
@@ -126,14 +156,15 @@ func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time) 
 	if n := len(reports); n > 0 && (len(times) == 0 || reports[n-1].AsOf.After(times[len(times)-1])) {
 		times = append(times, reports[n-1].AsOf)
 	}
-	in, _ := unitCommunes(nodes, out.Province.Code)
-	out.Curve = sweepSeries(reports, in, times, out.Province.Registered)
+	in, _ := unitCommunes(nodes, out.Top.Code)
+	out.Curve = sweepSeries(reports, in, times, out.Top.Registered)
 	return out, nil
 }
 
-func reportIncidents(ctx context.Context, tx pgx.Tx, sessionID string) ([]Incident, error) {
+func reportIncidents(ctx context.Context, tx pgx.Tx, sessionID, scope string) ([]Incident, error) {
 	rows, err := tx.Query(ctx, `SELECT `+incidentCols+incidentFrom+`
-		WHERE i.session_id = $1 ORDER BY i.created_at, i.id`, sessionID)
+		WHERE i.session_id = $1 AND ($2 = '' OR e.code = $2 OR e.parent_code = $2)
+		ORDER BY i.created_at, i.id`, sessionID, scope)
 	if err != nil {
 		return nil, fmt.Errorf("report incidents: %w", err)
 	}
@@ -155,9 +186,12 @@ func reportIncidents(ctx context.Context, tx pgx.Tx, sessionID string) ([]Incide
 	return list, nil
 }
 
-func reportDirectives(ctx context.Context, tx pgx.Tx, sessionID string) ([]Directive, error) {
+func reportDirectives(ctx context.Context, tx pgx.Tx, sessionID, scope string) ([]Directive, error) {
 	rows, err := tx.Query(ctx, `SELECT `+directiveCols+` FROM directives d
-		WHERE d.session_id = $1 ORDER BY d.created_at, d.id`, sessionID)
+		WHERE d.session_id = $1
+		  AND ($2 = '' OR EXISTS (SELECT 1 FROM directive_receipts r JOIN endpoints e ON e.code = r.endpoint_code
+		                          WHERE r.directive_id = d.id AND (e.code = $2 OR e.parent_code = $2)))
+		ORDER BY d.created_at, d.id`, sessionID, scope)
 	if err != nil {
 		return nil, fmt.Errorf("report directives: %w", err)
 	}
@@ -169,7 +203,7 @@ func reportDirectives(ctx context.Context, tx pgx.Tx, sessionID string) ([]Direc
 	for i, d := range list {
 		ids[i] = d.ID
 	}
-	rs, err := receipts(ctx, tx, ids)
+	rs, err := receiptsIn(ctx, tx, ids, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +211,9 @@ func reportDirectives(ctx context.Context, tx pgx.Tx, sessionID string) ([]Direc
 		d := &list[i]
 		d.Receipts = rs[d.ID]
 		d.Summary = summarize(d.Receipts)
+		if scope != "" {
+			d.Targets = scopeTargets(d.Targets, d.Receipts)
+		}
 		d.TargetCodes = make([]string, len(d.Receipts))
 		for j, r := range d.Receipts {
 			d.TargetCodes[j] = r.EndpointCode

@@ -30,6 +30,7 @@ var appPages = map[string]string{
 	"/login":   "login.html",
 	"/console": "console.html",
 	"/desk":    "desk.html",
+	"/wall":    "wall.html",
 }
 
 // staticPlaceholder is replaced in pages by the hashed asset prefix.
@@ -86,7 +87,7 @@ func loadAppAssets(files fs.FS) (*appAssets, error) {
 	return a, nil
 }
 
-// appRoutes serves the embedded browser apps (/join, /login, /console, /desk).
+// appRoutes serves the embedded browser apps (/join, /login, /console, /desk, /wall).
 func (s *Server) appRoutes() {
 	sub, err := fs.Sub(staticFiles, "static")
 	if err != nil {

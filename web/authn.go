@@ -14,11 +14,12 @@ import (
 	"github.com/opscenter/opscenter/store"
 )
 
-// Cookie names: staff and endpoint sessions are kept apart so that a desk PC that
-// opens a join link does not lose its staff login.
+// Cookie names: staff, endpoint and wall sessions are kept apart so that a desk PC
+// that opens a join link (or a wall link) does not lose its staff login.
 const (
 	staffCookie    = "ops_session"
 	endpointCookie = "ops_endpoint"
+	wallCookie     = "ops_wall"
 )
 
 // authenticate resolves the request's credential, if any, into a principal on the
@@ -29,11 +30,11 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Next()
 		return
 	}
-	p, err := s.Store.Resolve(c.Request.Context(), tok)
+	p, err := s.resolve(c.Request.Context(), tok)
 	if errors.Is(err, store.ErrNotFound) && viaCookie {
 		// A stale or revoked cookie must not lock the browser out of /login or of a
 		// new join link: drop it and carry on as anonymous; need() decides the rest.
-		for _, name := range []string{staffCookie, endpointCookie} {
+		for _, name := range []string{staffCookie, endpointCookie, wallCookie} {
 			if ck, err := c.Request.Cookie(name); err == nil && ck.Value == tok {
 				s.setCookie(c, name, "", -1)
 			}
@@ -60,7 +61,8 @@ func (s *Server) authenticate(c *gin.Context) {
 // cookie. A browser can hold both cookies (a leader who opens a join link in the
 // browser where they are logged in), so the page says who it acts as with the
 // query parameter as: "endpoint" takes only ops_endpoint (the join page), "staff"
-// only ops_session (console, desk). Without it the staff cookie wins, as before.
+// only ops_session (console, desk), "wall" only ops_wall (the press wall). Without
+// it the staff cookie wins, then the endpoint's, then the wall's.
 func credential(r *http.Request) (tok string, viaCookie bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
@@ -68,12 +70,14 @@ func credential(r *http.Request) (tok string, viaCookie bool) {
 		}
 		return "", false
 	}
-	names := []string{staffCookie, endpointCookie}
+	names := []string{staffCookie, endpointCookie, wallCookie}
 	switch r.URL.Query().Get("as") {
 	case "endpoint":
 		names = []string{endpointCookie}
 	case "staff":
 		names = []string{staffCookie}
+	case "wall":
+		names = []string{wallCookie}
 	}
 	for _, name := range names {
 		if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
@@ -112,7 +116,7 @@ func (s *Server) checkOrigin(c *gin.Context) {
 
 // isCookieLogin marks the routes that set cookies: they need the Origin check too.
 func isCookieLogin(r *http.Request) bool {
-	return r.URL.Path == "/api/v1/auth/login" || r.URL.Path == "/api/v1/auth/join"
+	return r.URL.Path == "/api/v1/auth/login" || r.URL.Path == "/api/v1/auth/join" || r.URL.Path == "/api/v1/auth/wall"
 }
 
 func (s *Server) originAllowed(origin, host string) bool {

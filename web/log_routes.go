@@ -18,10 +18,9 @@ func (s *Server) logRoutes(api *gin.RouterGroup) {
 	api.POST("/directives/:id/ack", s.need(writerOrEndpoint), s.ackDirective)
 	api.POST("/directives/:id/reply", s.need(writerOrEndpoint), s.replyDirective)
 
-	// The report spans the whole province: district-scoped staff do not see it (404)
-	// until it has a district view of its own.
-	api.GET("/sessions/:id/report.csv", s.need(capRead), s.unscopedOnly, s.reportCSV)
-	api.GET("/sessions/:id/report.html", s.need(capRead), s.unscopedOnly, s.reportHTML)
+	// District-scoped staff get their district's report (loadReport).
+	api.GET("/sessions/:id/report.csv", s.need(capRead), s.reportCSV)
+	api.GET("/sessions/:id/report.html", s.need(capRead), s.reportHTML)
 	s.turnoutRoutes(api)
 	s.recordingRoutes(api)
 }

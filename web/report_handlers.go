@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +36,15 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	"inc":      func(i int) int { return i + 1 },
 	"num":      reportNum,
 	"pct":      reportPct,
+	"moment":   momentLink,
 }).Parse(reportHTMLSource))
+
+// momentLink opens the desk's player at a record's system time: the incident's
+// marker on the video.
+func momentLink(sessionID string, at time.Time) string {
+	q := url.Values{"session": {sessionID}, "at": {at.UTC().Format(time.RFC3339Nano)}}
+	return "/desk#player?" + q.Encode()
+}
 
 // reportNum writes a count the Vietnamese way, with dots between thousands: 959.021.
 func reportNum(n int64) string {
@@ -60,9 +69,10 @@ func reportPct(p float64) string {
 	return strings.Replace(strconv.FormatFloat(p, 'f', 2, 64), ".", ",", 1) + "%"
 }
 
-// turnoutCurveSVG draws the province's curve for the printed report: percent over
-// time, the 50% line, the last figure labelled. Only numbers and times go into it.
-func turnoutCurveSVG(points []store.TurnoutSeriesPoint) template.HTML {
+// turnoutCurveSVG draws the curve of the report's unit (the province, or a district
+// report's district) for the printed report: percent over time, the 50% line, the
+// last figure labelled. Only numbers, times and the fixed label go into it.
+func turnoutCurveSVG(points []store.TurnoutSeriesPoint, label string) template.HTML {
 	if len(points) == 0 {
 		return ""
 	}
@@ -75,7 +85,7 @@ func turnoutCurveSVG(points []store.TurnoutSeriesPoint) template.HTML {
 	x := func(t time.Time) float64 { return L + float64(t.Sub(t0))/float64(span)*(W-L-R) }
 	y := func(p float64) float64 { return T + (1-min(100, max(0, p))/100)*(H-T-B) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="Diễn biến tỷ lệ cử tri đi bầu toàn tỉnh">`, W, H, W, H)
+	fmt.Fprintf(&b, `<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="Diễn biến tỷ lệ cử tri đi bầu %s">`, W, H, W, H, template.HTMLEscapeString(label))
 	for _, p := range []float64{0, 25, 50, 75, 100} {
 		dash := ""
 		if p == 50 {
@@ -143,6 +153,7 @@ func reportTime(v any) string {
 type reportView struct {
 	store.Report
 	Generated  time.Time
+	Video      bool // the reader may watch the record: each incident links to its moment
 	ByStatus   []statusCount
 	Acked      int
 	Receipts   int
@@ -150,6 +161,14 @@ type reportView struct {
 	// Turnout: the province's curve drawn, and the districts in the order they completed.
 	Curve     template.HTML
 	Completed []store.TurnoutUnit
+}
+
+// Whole names what the report covers, after "toàn": the province or the district.
+func (v reportView) Whole() string {
+	if v.Scope != "" {
+		return "huyện"
+	}
+	return "tỉnh"
 }
 
 type statusCount struct {
@@ -165,8 +184,10 @@ type directiveView struct {
 	Pending       []store.Receipt // not acknowledged
 }
 
+// loadReport reads the session's report; district-scoped staff get their district's
+// (its units' incidents, directives and turnout).
 func (s *Server) loadReport(c *gin.Context) (store.Report, bool) {
-	rep, err := s.Store.SessionReport(c.Request.Context(), c.Param("id"))
+	rep, err := s.Store.ScopedSessionReport(c.Request.Context(), c.Param("id"), scopeOf(principal(c)))
 	if err != nil {
 		s.failErr(c, err)
 		return rep, false
@@ -179,7 +200,7 @@ func (s *Server) reportHTML(c *gin.Context) {
 	if !ok {
 		return
 	}
-	v := reportView{Report: rep, Generated: time.Now()}
+	v := reportView{Report: rep, Generated: time.Now(), Video: unscopedStaff(principal(c))}
 	counts := map[string]int{}
 	for _, i := range rep.Incidents {
 		counts[i.Status]++
@@ -208,7 +229,7 @@ func (s *Server) reportHTML(c *gin.Context) {
 		v.Acked += len(d.Receipts) - len(dv.Pending)
 		v.Directives = append(v.Directives, dv)
 	}
-	v.Curve = turnoutCurveSVG(rep.Turnout.Curve)
+	v.Curve = turnoutCurveSVG(rep.Turnout.Curve, v.Whole())
 	for _, d := range rep.Turnout.Districts {
 		if d.CompletedAt != nil {
 			v.Completed = append(v.Completed, d.TurnoutUnit)
@@ -352,10 +373,10 @@ func reportRows(rep store.Report) []csvRow {
 			rows = append(rows, unit(c, d.Code))
 		}
 	}
-	for i, p := range tu.Curve {
-		rows = append(rows, csvRow{"record_type": "turnout_point", "id": strconv.Itoa(i + 1), "parent_id": tu.Province.Code,
-			"time": tv(p.At), "endpoint_code": tu.Province.Code, "endpoint_name": tu.Province.Name, "kind": tu.Province.Kind,
-			"registered": strconv.FormatInt(tu.Province.Registered, 10), "voted": strconv.FormatInt(p.Voted, 10),
+	for i, p := range tu.Curve { // the curve of the report's unit: the province or the district
+		rows = append(rows, csvRow{"record_type": "turnout_point", "id": strconv.Itoa(i + 1), "parent_id": tu.Top.Code,
+			"time": tv(p.At), "endpoint_code": tu.Top.Code, "endpoint_name": tu.Top.Name, "kind": tu.Top.Kind,
+			"registered": strconv.FormatInt(tu.Top.Registered, 10), "voted": strconv.FormatInt(p.Voted, 10),
 			"percent": strconv.FormatFloat(p.Percent, 'f', 2, 64)})
 	}
 	return rows

@@ -77,17 +77,6 @@ func failOutOfScope(c *gin.Context) {
 	fail(c, http.StatusNotFound, "not_found", "no such record", "")
 }
 
-// unscopedOnly hides a route from district-scoped staff (404, as if it did not
-// exist): routes whose content spans the whole province, such as the session
-// report, until they have a district view of their own.
-func (s *Server) unscopedOnly(c *gin.Context) {
-	if principal(c).Scoped() {
-		fail(c, http.StatusNotFound, "not_found", "no such route", "")
-		return
-	}
-	c.Next()
-}
-
 // ---- the event stream ----
 
 // eventView decides what of an audit event a principal's stream carries: the event

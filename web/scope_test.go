@@ -141,7 +141,10 @@ func TestScopeRouteWalk(t *testing.T) {
 			map[string]string{"username": "duty195", "password": "wrong password!"}, 401, 401}),
 		"POST /api/v1/auth/join":   own(scopeReq{"duty", "POST", "/api/v1/auth/join", map[string]string{"token": "nope"}, 401, 401}),
 		"POST /api/v1/auth/logout": {skip: "public, concerns no unit (logging out would end the test's session)"},
-		"GET /api/v1/auth/me":      own(scopeReq{"duty", "GET", "/api/v1/auth/me", nil, 200, 200}),
+		"POST /api/v1/auth/wall":   own(scopeReq{"duty", "POST", "/api/v1/auth/wall", map[string]string{"token": "nope"}, 401, 401}),
+		// The press wall is the province's: not for a district (the stream itself: TestWallFeed).
+		"GET /api/v1/wall/feed": own(scopeReq{"duty", "GET", "/api/v1/wall/feed", nil, 403, 0}),
+		"GET /api/v1/auth/me":   own(scopeReq{"duty", "GET", "/api/v1/auth/me", nil, 200, 200}),
 
 		"GET /api/v1/endpoints": own(
 			scopeReq{"duty", "GET", "/api/v1/endpoints?district=" + distA, nil, 200, 200},
@@ -199,9 +202,14 @@ func TestScopeRouteWalk(t *testing.T) {
 			scopeReq{"duty", "POST", "/api/v1/directives/" + f.dirA.ID + "/reply", map[string]any{"endpoint_code": communeA, "text": "đã xong"}, 200, 200},
 			scopeReq{"duty", "POST", "/api/v1/directives/" + f.dirB.ID + "/reply", map[string]any{"endpoint_code": communeB, "text": "đã xong"}, 404, 200}),
 
-		// The report spans the province: not for a district (404) until it has a district view.
-		"GET /api/v1/sessions/:id/report.csv":  own(scopeReq{"duty", "GET", "/api/v1/sessions/" + sid + "/report.csv", nil, 404, 200}),
-		"GET /api/v1/sessions/:id/report.html": own(scopeReq{"duty", "GET", "/api/v1/sessions/" + sid + "/report.html", nil, 404, 200}),
+		// A district's staff get their district's report (TestScopedReport); an unknown
+		// session is 404 to everyone.
+		"GET /api/v1/sessions/:id/report.csv": own(
+			scopeReq{"duty", "GET", "/api/v1/sessions/" + sid + "/report.csv", nil, 200, 200},
+			scopeReq{"duty", "GET", "/api/v1/sessions/" + uuid.NewString() + "/report.csv", nil, 404, 404}),
+		"GET /api/v1/sessions/:id/report.html": own(
+			scopeReq{"duty", "GET", "/api/v1/sessions/" + sid + "/report.html", nil, 200, 200},
+			scopeReq{"duty", "GET", "/api/v1/sessions/" + uuid.NewString() + "/report.html", nil, 404, 404}),
 
 		"PUT /api/v1/turnout/registered": own(scopeReq{"lead", "PUT", "/api/v1/turnout/registered",
 			[]map[string]any{{"code": communeA, "registered": 5000}}, 403, 200}),
@@ -229,7 +237,7 @@ func TestScopeRouteWalk(t *testing.T) {
 		"HEAD /api/v1/recordings/:id/media":    own(scopeReq{"duty", "HEAD", "/api/v1/recordings/" + rec + "/media", nil, 404, 404}),
 		"GET /api/v1/sessions/:id/markers.vtt": own(scopeReq{"duty", "GET", "/api/v1/sessions/" + sid + "/markers.vtt", nil, 404, 200}),
 
-		"GET /ws": {skip: "signaling (/ws): scoped consoles are signaling's part, see docs/api.md"},
+		"GET /ws": {skip: "signaling (/ws): a district's console, TestScopedConsoleE2E in signaling"},
 
 		// WHIP makes the program (session control): an unscoped leader's. WHEP is for
 		// unscoped staff. A resource answers only the credential that made it.
@@ -249,6 +257,7 @@ func TestScopeRouteWalk(t *testing.T) {
 		"GET /join":               own(scopeReq{"duty", "GET", "/join", nil, 200, 200}),
 		"GET /console":            own(scopeReq{"duty", "GET", "/console", nil, 200, 200}),
 		"GET /desk":               own(scopeReq{"duty", "GET", "/desk", nil, 200, 200}),
+		"GET /wall":               own(scopeReq{"duty", "GET", "/wall", nil, 200, 200}),
 		"GET /static/:hash/*file": {skip: "public embedded assets, no data"},
 	}
 	// Profiling is for admins, whom no district limits.

@@ -47,6 +47,8 @@ type Server struct {
 	metrics *httpMetrics
 	limiter *loginLimiter
 	parents rosterParents // the roster's parents, for district scopes (scope.go)
+	// wallViewers are the walls' WHEP sessions, ended with the wall (wall_handlers.go).
+	wallViewers wallViewers
 }
 
 // New builds the server and registers every route in one place.
@@ -70,6 +72,7 @@ func New(d Deps) *Server {
 	api := s.engine.Group("/api/v1")
 	api.POST("/auth/login", s.login)
 	api.POST("/auth/join", s.join)
+	api.POST("/auth/wall", s.wallAuth)
 	api.POST("/auth/logout", s.logout)
 	api.GET("/auth/me", s.need(anyone), s.me)
 
@@ -87,6 +90,7 @@ func New(d Deps) *Server {
 	api.GET("/events", s.need(capRead), s.streamEvents)
 	api.GET("/events/head", s.need(capRead), s.eventsHead)
 	s.logRoutes(api)
+	s.wallRoutes(api)
 
 	if d.Live != nil {
 		// District authority on /ws is signaling's part: the request context carries
@@ -121,7 +125,9 @@ func (s *Server) need(ok func(auth.Principal) bool) gin.HandlerFunc {
 	}
 }
 
-func anyone(auth.Principal) bool     { return true }
+// anyone admits every staff member and endpoint. Not a wall: a wall link reaches
+// only the routes made for it (wall_handlers.go) and WHEP.
+func anyone(p auth.Principal) bool   { return !p.IsWall() }
 func capRead(p auth.Principal) bool  { return p.Can(auth.CapRead) }
 func capWrite(p auth.Principal) bool { return p.Can(auth.CapWriteLog) }
 func capRun(p auth.Principal) bool   { return p.Can(auth.CapRunSession) }

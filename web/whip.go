@@ -108,7 +108,7 @@ func (s *Server) ingestPost(kind string) gin.HandlerFunc {
 		if !allowed {
 			msg := "WHIP publishes the program: it needs an unscoped leader's or admin's token, or endpoint 22's join link"
 			if kind == signaling.IngestWHEP {
-				msg = "WHEP needs an unscoped staff token"
+				msg = "WHEP needs an unscoped staff token or a wall link"
 			}
 			fail(c, http.StatusForbidden, "forbidden", msg, "")
 			return
@@ -131,6 +131,7 @@ func (s *Server) ingestPost(kind string) gin.HandlerFunc {
 			s.ingestFail(c, err)
 			return
 		}
+		s.trackWallViewer(p, m)
 		h := c.Writer.Header()
 		h.Set("Location", "/"+kind+"/program/"+m.ID())
 		h.Set("ETag", m.ETag())

@@ -60,7 +60,16 @@ func run() error {
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
 	keepGoing := flag.Bool("keep-going", false, "fanout: run every N even after a limit was reached")
 	srvEnv := flag.String("server-env", "", "extra environment for the server process, comma-separated KEY=VALUE (e.g. GOMEMLIMIT=90MiB)")
+	recording := flag.String("recording", "", "on or off: the server's recording.enabled (empty: its configuration, on by default)")
 	flag.Parse()
+	env := splitEnv(*srvEnv)
+	switch *recording {
+	case "":
+	case "on", "off":
+		env = append(env, "OPSCENTER_RECORDING_ENABLED="+strconv.FormatBool(*recording == "on"))
+	default:
+		return fmt.Errorf("bad -recording %q: on or off", *recording)
+	}
 
 	if *genCPU >= 0 && os.Getenv("LOADGEN_PINNED") == "" {
 		// Re-exec under taskset so every thread of the generator is pinned.
@@ -99,7 +108,7 @@ func run() error {
 	for _, n := range nlist {
 		cfg := loadgen.Config{Scenario: *scenario, N: n, Duration: *dur, Warmup: *warm, FPS: *fps,
 			FloorEvery: *floor, Publish: *publish, CPUProfile: *cpuProf, HeapProfile: *heapProf, Logf: logf,
-			Server: loadgen.ServerOptions{RepoDir: *repo, CPU: *srvCPU, DatabaseURL: *dbURL, KeepDir: *keep, Env: splitEnv(*srvEnv)}}
+			Server: loadgen.ServerOptions{RepoDir: *repo, CPU: *srvCPU, DatabaseURL: *dbURL, KeepDir: *keep, Env: env}}
 		logf("run %s N=%d", *scenario, n)
 		r, err := loadgen.Run(ctx, cfg)
 		if err != nil {
@@ -124,6 +133,10 @@ func run() error {
 		}
 		results = append(results, r)
 		loadgen.WriteTable(os.Stdout, results[len(results)-1:])
+		if rf := r.Recording; rf != nil {
+			fmt.Printf("recorded: %d files, %d bytes; program %d files, %d bytes, %.1f s of media, %.2f MB/min; floor %d files, %d bytes\n",
+				rf.Files, rf.Bytes, rf.ProgramFiles, rf.ProgramBytes, rf.ProgramSeconds, rf.ProgramMBPerMin, rf.FloorFiles, rf.FloorBytes)
+		}
 		if stopHere && !*keepGoing {
 			logf("stopping the progression: %s", r.Limit)
 			break

@@ -6,6 +6,7 @@
 //	opscenter user add --username U --role R [--district CODE]   (password on stdin)
 //	opscenter endpoint token CODE | --all [--rotate]
 //	opscenter endpoint revoke CODE
+//	opscenter wall token NAME | wall revoke NAME
 //	opscenter audit verify
 //	opscenter recording repair FILE | verify
 package main
@@ -33,9 +34,13 @@ commands:
   endpoint token CODE         issue a fresh join link for one endpoint (the old one stops working)
   endpoint token --all        issue links for every endpoint as CSV (--rotate to replace existing)
   endpoint revoke CODE        revoke an endpoint's join link
+  wall token NAME             issue a press wall's link (a new one replaces the old)
+  wall revoke NAME            revoke a press wall's link; its screens stop at once
   audit verify                check the audit log's hash chain
   recording repair FILE       rebuild a recording's index (cues, duration) after a crash
   recording verify            check every indexed recording against its SHA-256
+  replay [--speed N] [--media all|some|none] [--scenario FILE] [--out DIR]
+                              replay a day (docs/replay.md) against an opscenter of its own
 
 Every command takes --config FILE. Environment variables OPSCENTER_* override the config.
 `
@@ -56,7 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("no command")
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "user" || cmd == "endpoint" || cmd == "audit" || cmd == "recording") {
+	if len(rest) > 0 && (cmd == "user" || cmd == "endpoint" || cmd == "audit" || cmd == "recording" || cmd == "wall") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -70,12 +75,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return endpointToken(ctx, rest, stdout, stderr)
 	case "endpoint revoke":
 		return endpointRevoke(ctx, rest, stdout, stderr)
+	case "wall token":
+		return wallToken(ctx, rest, stdout, stderr)
+	case "wall revoke":
+		return wallRevoke(ctx, rest, stdout, stderr)
 	case "audit verify":
 		return auditVerify(ctx, rest, stdout, stderr)
 	case "recording repair":
 		return recordingRepair(rest, stdout, stderr)
 	case "recording verify":
 		return recordingVerify(ctx, rest, stdout, stderr)
+	case "replay":
+		return replayCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -2,10 +2,11 @@
 // The command console (leaders): publishes the program (endpoint 22), watches the
 // wall of endpoints (small layer, visible tiles only, one enlarged on the high
 // layer), runs floor, microphones and the private line, and shows the health board,
-// latest incidents and unacknowledged directives.
+// latest incidents and unacknowledged directives. A district's staff (district
+// authority) get the same page without session control, on their own units only.
 import { api, uuid } from './api.js';
 import { followEvents } from './events.js';
-import { apply, fmtTime, t, wireSwitch } from './i18n.js';
+import { addStrings, apply, fmtTime, t, wireSwitch } from './i18n.js';
 import { C, S as M, Signaling } from './protocol.js';
 import { MediaLink } from './rtc.js';
 import { currentSession, logout, requireStaff, roster } from './session.js';
@@ -14,9 +15,25 @@ import { mountTurnoutBoard } from './turnout.js';
 
 /** @typedef {import('./session.js').Endpoint} Endpoint */
 
+addStrings({
+  'console.scope': 'Huyện {name}',
+  'console.scope.title': 'Tài khoản cấp huyện: chỉ thấy huyện và các xã trực thuộc; điều hành phiên do tỉnh thực hiện',
+}, {
+  'console.scope': 'District {name}',
+  'console.scope.title': 'District account: sees the district and its communes only; the province runs the session',
+});
+
+// Session control stays with the province: a district's console does not show it
+// (the server refuses it anyway).
+const SESSION_CONTROLS = ['sessionbtn', 'publish', 'screen', 'givefloor', 'revokefloor', 'mute', 'askunmute', 'private', 'muteall', 'rollcall'];
+
 const st = {
   link: 'idle',
   leader: false,
+  /** the district a district-scoped account is limited to ('' = the province) */
+  district: '',
+  /** @type {Endpoint|null} that district, from /auth/me */
+  districtUnit: null,
   /** @type {Endpoint[]} every endpoint but the command room, grouped by district */
   wall: [],
   /** @type {{district: Endpoint, members: Endpoint[]}[]} */
@@ -186,13 +203,19 @@ function renderControls() {
   fi.dataset.code = st.floor || '';
   const pub = byId('publish');
   pub.dataset.on = String(st.publishing);
-  pub.className = st.publishing ? 'ok' : 'primary';
+  pub.classList.toggle('ok', st.publishing); // classList: a district's console keeps it hidden
+  pub.classList.toggle('primary', !st.publishing);
   byId('screen').textContent = st.screen ? t('console.stopscreen') : t('console.screen');
   byId('hands').replaceChildren(...(st.hands.length ? st.hands.map((c, i) => {
     const e = st.byCode.get(c);
     return h('li', { 'data-code': c }, [`${i + 1}. ${c} ${e ? e.name : ''} `,
       lead ? h('button', { type: 'button', text: t('console.givefloor'), 'on:click': () => sig.send(C.giveFloor, { code: c }) }) : null]);
   }) : [h('li', { class: 'muted', text: t('console.nohands') })]));
+  const sc = byId('scope');
+  sc.classList.toggle('hidden', !st.district);
+  sc.dataset.district = st.district;
+  sc.textContent = st.district ? t('console.scope', { name: st.districtUnit ? `${st.district} · ${st.districtUnit.name}` : st.district }) : '';
+  sc.title = st.district ? t('console.scope.title') : '';
   const sb = byId('sessionbtn');
   sb.textContent = st.session ? t('console.endsession') : t('console.startsession');
   /** @type {HTMLButtonElement} */ (sb).disabled = !lead;
@@ -309,7 +332,7 @@ function renderAll() {
 async function init() {
   apply();
   exposeState({
-    app: () => 'console', link: () => st.link, leader: () => st.leader, floor: () => st.floor, hands: () => [...st.hands],
+    app: () => 'console', link: () => st.link, leader: () => st.leader, district: () => st.district, floor: () => st.floor, hands: () => [...st.hands],
     selected: () => st.selected, page: () => st.page, gridSize: () => st.gridSize, publishing: () => st.publishing,
     tiles: () => pageItems().map((e, i) => ({ code: e.code, slot: 'tile_' + i, size: e.code === st.selected ? 'large' : 'small', presence: st.presence.get(e.code) || 'offline' })),
     presence: () => Object.fromEntries(st.presence), online: () => Number(byId('online').dataset.online || 0),
@@ -320,6 +343,12 @@ async function init() {
   });
   const me = await requireStaff();
   byId('who').textContent = `${me.principal.username} (${me.principal.role})`;
+  st.district = /** @type {any} */ (me.principal).district || '';
+  st.districtUnit = /** @type {any} */ (me).district || null;
+  if (st.district) {
+    document.body.dataset.scoped = st.district;
+    for (const id of SESSION_CONTROLS) byId(id).classList.add('hidden');
+  }
   wireSwitch(byId('lang'), renderAll);
   byId('logout').addEventListener('click', logout);
 

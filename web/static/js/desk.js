@@ -1,6 +1,7 @@
 // @ts-check
 // The duty desk: the live incident log (SSE), editing with version conflicts shown
-// to the user, directives and their acknowledgement matrix, the session report.
+// to the user, directives and their acknowledgement matrix, the session report, and
+// the player of the record (player.js) for staff who may see every district.
 import { api, ApiError, Outbox, uuid } from './api.js';
 import { followEvents } from './events.js';
 import { apply, fmtTime, t, wireSwitch } from './i18n.js';
@@ -8,6 +9,7 @@ import { currentSession, logout, requireStaff, roster } from './session.js';
 import { byId, exposeState, h, toast } from './ui.js';
 import { CATEGORIES, SEVERITIES, STATUSES } from './constants.js';
 import { mountTurnoutBoard } from './turnout.js';
+import { mountPlayer } from './player.js';
 
 
 /**
@@ -40,6 +42,8 @@ const S = {
   session: /** @type {any} */ (null),
   live: 'idle',
   canWrite: false,
+  /** whether the record may be watched: staff not limited to a district */
+  canWatch: false,
   /** @type {Incident|null} the incident open in the dialog */
   editing: null,
   conflict: false,
@@ -49,6 +53,8 @@ const S = {
 const outbox = new Outbox('ops.desk.outbox');
 /** @type {ReturnType<typeof mountTurnoutBoard>|null} */
 let board = null;
+/** @type {ReturnType<typeof mountPlayer>|null} */
+let player = null;
 
 /** @param {string} sel */
 function val(sel) {
@@ -102,6 +108,10 @@ function renderIncidents(fresh = new Set()) {
     h('td', { class: 'sev-' + i.severity, text: t('sev.' + i.severity) }),
     h('td', { class: 'title', text: i.title }),
     h('td', { text: t('status.' + i.status) }),
+    S.canWatch && i.session_id ? h('td', { class: 'pl-col' }, [h('button', {
+      type: 'button', class: 'pl-watch', 'data-id': i.id, text: t('player.watch'),
+      'on:click': (/** @type {Event} */ ev) => { ev.stopPropagation(); watch(i.session_id, i.created_at); },
+    })]) : null,
   ])));
   byId('count').textContent = t('desk.count', { n: rows.length });
   byId('count').dataset.count = String(rows.length);
@@ -401,6 +411,43 @@ function renderOutbox() {
   }
 }
 
+// ---- the player ----
+
+/**
+ * Opens the player at a moment (an incident's system time: its marker), and puts
+ * it in the address so the view can be linked, as the printable report does.
+ * @param {string} session @param {string} [at] RFC 3339
+ */
+function watch(session, at) {
+  if (!player) return;
+  const qs = new URLSearchParams({ session });
+  if (at) qs.set('at', at);
+  history.replaceState(null, '', '#player?' + qs);
+  player.open(session, at).catch(showErr);
+  byId('player').scrollIntoView({ block: 'start' });
+}
+
+/** Opens what the address asks for: #player?session=ID&at=RFC3339. */
+function fromHash() {
+  if (!location.hash.startsWith('#player')) return;
+  const qs = new URLSearchParams(location.hash.slice('#player'.length).replace(/^\?/, ''));
+  const session = qs.get('session') || (S.session && S.session.id);
+  if (session) watch(session, qs.get('at') || undefined);
+}
+
+/** The player without a moment: the session in progress, else the latest one. */
+async function openPlayer() {
+  let id = S.session && S.session.id;
+  if (!id) {
+    const r = await api('GET', '/api/v1/sessions');
+    const started = (r.sessions || []).filter((/** @type {any} */ x) => x.actual_start)
+      .sort((/** @type {any} */ a, /** @type {any} */ b) => (a.actual_start < b.actual_start ? 1 : -1));
+    id = started.length ? started[0].id : '';
+  }
+  if (id) watch(id);
+  else toast(t('player.nosession'));
+}
+
 // ---- session and page ----
 
 async function loadSession() {
@@ -427,6 +474,7 @@ function renderStatic() {
   renderMatrix();
   setLive(S.live);
   if (board) board.render();
+  if (player) player.render();
 }
 
 /** @param {string} s */
@@ -445,6 +493,7 @@ async function init() {
     incidents: () => [...S.incidents.values()].map((i) => ({ id: i.id, endpoint_code: i.endpoint_code, title: i.title, status: i.status, version: i.version })),
     directives: () => S.directives.map((d) => ({ id: d.id, summary: (S.details.get(d.id) || d).summary })),
     conflict: () => S.conflict, outbox: () => outbox.pending, lastEvent: () => S.lastEvent,
+    canWatch: () => S.canWatch, player: () => (player ? player.state() : null),
   });
   const me = await requireStaff();
   S.canWrite = me.principal.role !== 'observer';
@@ -452,6 +501,12 @@ async function init() {
   byId('toconsole').classList.toggle('hidden', !['leader', 'admin'].includes(me.principal.role));
   if (!S.canWrite) {
     for (const id of ['newinc', 'dform']) byId(id).classList.add('hidden');
+  }
+  // The program and the floor show every district: district staff do not see them.
+  S.canWatch = !(/** @type {any} */ (me).district);
+  if (S.canWatch) {
+    player = mountPlayer({ onClose: () => history.replaceState(null, '', location.pathname + location.search) });
+    for (const el of [byId('playerbtn'), ...document.querySelectorAll('th.pl-col')]) el.classList.remove('hidden');
   }
   wireSwitch(byId('lang'), renderStatic);
   byId('logout').addEventListener('click', logout);
@@ -490,6 +545,11 @@ async function init() {
   outbox.flush();
   renderOutbox();
   if (location.hash === '#directive') byId('dtext').focus();
+  if (player) {
+    byId('playerbtn').addEventListener('click', () => openPlayer().catch(showErr));
+    window.addEventListener('hashchange', fromHash);
+    fromHash();
+  }
 }
 
 init().catch((e) => { if (!(e instanceof ApiError && e.status === 401)) showErr(e); });

@@ -26,6 +26,7 @@
  * @property {boolean} replaced
  * @property {Snapshot} state
  * @property {RTCIceServer[]} [ice_servers] embedded TURN, when enabled
+ * @property {string} [district] a district-scoped staff console's district
  *
  * @typedef {Object} StatEntry
  * @property {string} code

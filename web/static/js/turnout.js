@@ -113,7 +113,7 @@ export function curveSVG(points, label, width = 480) {
  * @param {{selected?: boolean, onPick?: (code: string) => void}} [opts]
  * @returns {HTMLElement}
  */
-function barRow(u, opts = {}) {
+export function barRow(u, opts = {}) {
   const cls = ['tb-row'];
   if (u.complete) cls.push('complete');
   if (u.below_half) cls.push('below');

@@ -1,0 +1,221 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opscenter/opscenter/loadgen"
+	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/synth/client"
+)
+
+// endpoints holds the synthetic endpoints of the run, by code.
+type endpoints struct {
+	mu      sync.Mutex
+	clients map[string]*client.Client
+	ready   map[string]chan struct{} // closed when the endpoint has joined (or failed to)
+	joined  atomic.Int64
+	media   atomic.Int64 // joined with a media path up
+	failed  atomic.Int64
+	joins   loadgen.Hist // to welcome (signalling only) or to media connected
+}
+
+func (e *endpoints) readyChan(code string) chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ready == nil {
+		e.ready, e.clients = map[string]chan struct{}{}, map[string]*client.Client{}
+	}
+	ch, ok := e.ready[code]
+	if !ok {
+		ch = make(chan struct{})
+		e.ready[code] = ch
+	}
+	return ch
+}
+
+// droppedAt is when the replay dropped code's link, if it did.
+func (r *runner) droppedAt(code string) (time.Time, bool) {
+	v, ok := r.dropped.Load(code)
+	if !ok {
+		return time.Time{}, false
+	}
+	return v.(time.Time), true
+}
+
+// back waits for an endpoint whose link is down to return: at a high speed, the
+// real minimum of an outage outlasts the scenario's, and the room cannot give
+// the floor to an endpoint that is away.
+func (r *runner) back(code string) error {
+	ch, ok := r.down.Load(code)
+	if !ok {
+		return nil
+	}
+	select {
+	case <-ch.(chan struct{}):
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("endpoint %s has not returned from its outage", code)
+	}
+}
+
+// get waits (up to timeout) for the endpoint to have joined.
+func (e *endpoints) get(code string, timeout time.Duration) (*client.Client, error) {
+	select {
+	case <-e.readyChan(code):
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("endpoint %s has not joined", code)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.clients[code]; c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("endpoint %s failed to join", code)
+}
+
+// noAddress keeps a signalling-only endpoint from offering any ICE candidate,
+// so it never has a media path (presence stays joined).
+func noAddress(net.IP) bool { return false }
+
+// join dials one endpoint with its join link's token.
+func (r *runner) join(ctx context.Context, code string) {
+	ch := r.eps.readyChan(code)
+	defer close(ch)
+	media := r.mediaCodes[code]
+	o := client.Options{URL: r.srv.URL, Token: r.srv.Tokens[code], Publish: media}
+	if !media {
+		o.IPFilter = noAddress
+	}
+	start := time.Now()
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		r.eps.failed.Add(1)
+		r.fail("join "+code, err)
+		return
+	}
+	if media {
+		if err := c.WaitConnected(30 * time.Second); err != nil {
+			r.fail("media "+code, err)
+		} else {
+			r.eps.media.Add(1)
+		}
+	}
+	r.eps.joins.Record(time.Since(start))
+	r.eps.joined.Add(1)
+	r.eps.mu.Lock()
+	r.eps.clients[code] = c
+	r.eps.mu.Unlock()
+}
+
+// dialConsole joins the command room: a leader's console, the program when it
+// publishes.
+func (r *runner) dialConsole(ctx context.Context) error {
+	o := client.Options{URL: r.srv.URL, Token: r.lead.token, Role: signaling.RoleConsole, Publish: r.o.Media != "none"}
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	r.console = c
+	if o.Publish {
+		if err := c.WaitConnected(30 * time.Second); err != nil {
+			return fmt.Errorf("console media: %w", err)
+		}
+	}
+	return nil
+}
+
+// leaderAction sends one leader action from the console and waits for its ack.
+func (r *runner) leaderAction(typ, code string) error {
+	var payload any
+	if code != "" {
+		payload = map[string]string{"code": code}
+	}
+	since := time.Now()
+	id, err := r.console.Send(typ, payload)
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	var refused string
+	err = client.WaitFor(func() bool {
+		for _, m := range r.console.Messages(signaling.TypeError) {
+			if m.ID == id && !m.At.Before(since) {
+				refused = string(m.Payload)
+				return true
+			}
+		}
+		for _, m := range r.console.Messages(signaling.TypeAck) {
+			if m.ID == id && !m.At.Before(since) {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s %s: no ack: %w", typ, code, err)
+	}
+	if refused != "" {
+		return fmt.Errorf("%s %s refused: %s", typ, code, refused)
+	}
+	return nil
+}
+
+// outage drops an endpoint's link (no clean close) and brings it back after the
+// scenario's duration, or after the server's threshold plus the offline timer
+// in real time if that is longer, so the outage incident opens at any speed.
+func (r *runner) outage(ctx context.Context, o *OutageSpec) error {
+	c, err := r.eps.get(o.Code, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	hold := max(time.Duration(float64(o.For.Duration)/r.o.Speed), r.threshold+offlineTimer+3*time.Second)
+	back := make(chan struct{})
+	r.down.Store(o.Code, back)
+	r.dropped.Store(o.Code, time.Now())
+	c.Drop()
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		defer func() { r.down.Delete(o.Code); close(back) }()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(hold):
+		}
+		if err := c.Reconnect(ctx); err != nil {
+			r.fail("outage return "+o.Code, err)
+			return
+		}
+		if r.mediaCodes[o.Code] {
+			if err := c.WaitConnected(30 * time.Second); err != nil {
+				r.fail("outage return media "+o.Code, err)
+			}
+		}
+		r.outagesBack.Add(1)
+	}()
+	return nil
+}
+
+func (r *runner) closeClients() {
+	r.eps.mu.Lock()
+	cs := make([]*client.Client, 0, len(r.eps.clients))
+	for _, c := range r.eps.clients {
+		cs = append(cs, c)
+	}
+	r.eps.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() { defer wg.Done(); c.Close(); <-sem }()
+	}
+	wg.Wait()
+	if r.console != nil {
+		r.console.Close()
+	}
+}

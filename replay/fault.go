@@ -1,0 +1,214 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opscenter/opscenter/internal/pgembed"
+	"github.com/opscenter/opscenter/loadgen"
+)
+
+// dbRig is a PostgreSQL the replay runs itself, so that --fault db-restart can
+// stop it and start it again on the same port (the server's own embedded one
+// is out of reach, inside the child process).
+type dbRig struct {
+	mu  sync.Mutex
+	pg  *pgembed.Server
+	dir string
+}
+
+func startDB(ctx context.Context) (*dbRig, error) {
+	base, err := os.MkdirTemp("", "opscenter-replay-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	_ = os.Chmod(base, 0o755) // PostgreSQL runs as postgres when we are root
+	d := &dbRig{dir: filepath.Join(base, "pg")}
+	if d.pg, err = pgembed.Start(ctx, pgembed.Options{DataDir: d.dir}); err != nil {
+		_ = os.RemoveAll(base)
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	return d, nil
+}
+
+func (d *dbRig) dsn() string { return d.pg.DSN("postgres") }
+
+// restart stops PostgreSQL, keeps it down for down, and starts it on the same port.
+func (d *dbRig) restart(ctx context.Context, down time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	port := d.pg.Port()
+	if err := d.pg.Stop(ctx); err != nil {
+		return fmt.Errorf("db stop: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	pg, err := pgembed.Start(ctx, pgembed.Options{DataDir: d.dir, Port: port})
+	if err != nil {
+		return fmt.Errorf("db start: %w", err)
+	}
+	d.pg = pg
+	return nil
+}
+
+func (d *dbRig) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_ = d.pg.Stop(context.Background())
+	_ = os.RemoveAll(filepath.Dir(d.dir))
+}
+
+// fault strikes at the scenario's fault time, in the background: the timeline
+// goes on, and its API calls retry until the server or the database is back.
+func (r *runner) fault(ctx context.Context) {
+	start := time.Now()
+	var err error
+	switch r.o.Fault {
+	case "db-restart":
+		down := r.plan.S.Fault.Down.Duration
+		if down <= 0 {
+			down = 8 * time.Second
+		}
+		fmt.Fprintf(r.o.Progress, "fault: PostgreSQL stops for %v\n", down)
+		err = r.db.restart(ctx, down)
+	case "kill":
+		fmt.Fprintf(r.o.Progress, "fault: kill -9 of the server (pid %d)\n", r.srv.PID)
+		err = r.killServer(ctx)
+	}
+	if err != nil {
+		r.fail("fault "+r.o.Fault, err)
+		return
+	}
+	if r.o.Fault == "kill" {
+		r.faultGap = time.Since(start)
+	}
+	r.faultDone.Store(true)
+	fmt.Fprintf(r.o.Progress, "fault: %s recovered in %v\n", r.o.Fault, time.Since(start).Round(time.Millisecond))
+}
+
+// killServer kills the server with SIGKILL and starts the same binary again
+// with the same environment (read back from /proc, the way an operator's
+// service manager would restart it), then every endpoint reconnects.
+func (r *runner) killServer(ctx context.Context) error {
+	pid := r.srv.PID
+	env, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	argv, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	cwd, err3 := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return fmt.Errorf("kill: read the server's command: %w", err)
+	}
+	if ps, err := loadgen.ReadProc(pid); err == nil {
+		r.cpuBefore += ps.CPU
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill: %w", err)
+	}
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	args := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00")
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")
+	cmd.Dir = cwd
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.OpenFile(filepath.Join(r.srv.Dir(), "server.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("kill: %w", err)
+	}
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("kill: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("kill: restart: %w", err)
+	}
+	r.restarted, r.restartedLog = cmd, logf
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "benchserver ready") {
+				ready <- l
+			}
+		}
+	}()
+	select {
+	case l := <-ready:
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "debug="); ok {
+				r.srv.DebugURL = "http://" + v
+			}
+		}
+	case <-time.After(90 * time.Second):
+		return errors.New("kill: the server did not come back within 90 s")
+	}
+	r.srv.PID = cmd.Process.Pid
+	r.procStart.CPU = 0
+	return r.reconnectAll(ctx)
+}
+
+// reconnectAll brings every endpoint and the console back after a restart (the
+// ones in an outage return on their own schedule).
+func (r *runner) reconnectAll(ctx context.Context) error {
+	if err := r.console.Reconnect(ctx); err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	r.eps.mu.Lock()
+	codes := make([]string, 0, len(r.eps.clients))
+	for c := range r.eps.clients {
+		codes = append(codes, c)
+	}
+	r.eps.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, code := range codes {
+		if _, down := r.down.Load(code); down {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, err := r.eps.get(code, time.Second)
+			if err == nil {
+				err = c.Reconnect(ctx)
+			}
+			if err != nil {
+				r.fail("reconnect "+code, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// stopRestarted stops a server the kill fault started (SIGTERM, then SIGKILL of
+// its group after 20 s).
+func (r *runner) stopRestarted() {
+	if r.restarted == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { _ = r.restarted.Wait(); close(done) }()
+	_ = r.restarted.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-r.restarted.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	_ = r.restartedLog.Close()
+}
