@@ -1,7 +1,49 @@
 // Package sfu is the media plane of opscenter: a selective forwarding unit
 // built on Pion WebRTC v3. It knows nothing of provinces, roles or sessions;
 // the signaling layer decides who sees whom and drives this package through
-// the small surface in api.go.
+// the small surface in control_api.go.
+//
+// # Seams
+//
+// The files are named after the seam they belong to (one package for now;
+// sub-packages are a later step):
+//
+//   - ingress_*: what publishers send. ingress_publisher.go (a publisher
+//     leg's tracks arriving and ending), ingress_track.go (UpTrack: layers,
+//     watchers, layer demand), ingress_layer.go (upLayer: the reader
+//     goroutine, cache insert, fan-out), ingress_cache.go (the packet
+//     cache), ingress_vp8.go, ingress_tap.go (taps for the record),
+//     ingress_rtcptap.go (publisher RTCP), ingress_losswin.go (recent loss).
+//   - egress_*: one downlink per subscriber leg, and the only code that
+//     touches Pion's internals. egress_slot.go (Slot: queue, writer
+//     goroutine, attachment to layers), egress_write.go (rewrite, header,
+//     SRTP, write), egress_rewriter.go, egress_downtrack.go (our
+//     TrackLocal), egress_rtcp.go (NACK, PLI, reports and feedback in,
+//     sender reports out), egress_downlink.go (a peer's egress state and the
+//     leg's own SRTP keys and path), egress_pion.go (the one file that reads
+//     Pion's unexported fields), egress_srtpgcm.go, egress_twcc.go,
+//     egress_bwe.go (the estimate's inputs), egress_estimator.go,
+//     egress_estimator_trend.go and egress_estimator_rate.go (the
+//     estimator, its overuse detector and its rate control),
+//     egress_alloc.go (pure layer allocation and probing), egress_realloc.go
+//     (a peer's allocator), egress_batchconn.go and egress_sendmmsg_*.go (the
+//     batched socket), egress_fwdstats.go (forwarding counters, the delay
+//     histogram and the Prometheus collector).
+//   - control_*: the small API that signaling uses. control_api.go (errors,
+//     Config, Hooks, stats types and the list of methods), control_engine.go
+//     (Engine: sockets, the two webrtc.APIs, the peers), control_peer.go
+//     (Peer, its lock order, the publisher leg's offers), control_subscriber.go
+//     (the subscriber leg, its slots and offers), control_slot.go (a Slot's
+//     source, layer, mute and stats), control_whip.go (WHIP and WHEP),
+//     control_stats.go (Peer.Stats), control_turn.go (the embedded TURN
+//     server).
+//   - shared_clock.go: the media clock (nanotime), the rate limiter and the
+//     rate meter, used by both sides.
+//
+// Ingress hands packets to egress in one place, upLayer.fanout calling
+// Slot.enqueue; egress reads a layer's packet cache and asks for keyframes
+// through upLayer.requestPLI. The lock order is written on Peer and on Slot;
+// every other mutex says where it is declared what it may be taken under.
 //
 // # Two PeerConnections per endpoint
 //
@@ -54,7 +96,7 @@
 // layers feed one slot during a switch, guards the rewriter). The write does
 // not go through Pion: once the subscriber leg's DTLS is up the slot
 // encrypts with its own SRTP context, made from the leg's keys
-// (srtpout.go; the keys come from two unexported fields of Pion's
+// (egress_downlink.go; the keys come from two unexported fields of Pion's
 // DTLSTransport, checked at NewEngine by CheckPionInternals, the DTLS role
 // from the negotiated a=setup; a leg that cannot take this path falls back
 // to Pion's writer loudly: an error log and the gauges
@@ -78,7 +120,7 @@
 // observation per fan-out on the direct path, one per write on the queued
 // path). Engine.ForwardStats and Engine.Collector expose them.
 //
-// Publisher RTCP (sender reports) is drained by an interceptor (rtcptap.go)
+// Publisher RTCP (sender reports) is drained by an interceptor (ingress_rtcptap.go)
 // rather than RTPReceiver.ReadSimulcast, which races with Pion binding late
 // simulcast and RTX streams; Peer.Stats reports its arrival time as
 // Publisher.LastRTCP and a 4 s windowed loss as Publisher.RecentLoss.
@@ -107,10 +149,10 @@
 // # Bandwidth estimation and layer selection
 //
 // The subscriber leg has no Pion interceptors. Every packet carries the
-// transport-wide sequence number extension; twccHistory (twcc.go) remembers
+// transport-wide sequence number extension; twccHistory (egress_twcc.go) remembers
 // its send time and size in a fixed ring, and the subscriber's TWCC feedback
 // feeds a send-side estimator in the manner of Google Congestion Control
-// (estimator.go: trendline delay detector, AIMD rate control, loss-based
+// (egress_estimator.go: trendline delay detector, AIMD rate control, loss-based
 // cap), once per feedback packet rather than per media packet. A rising
 // delay alone is not congestion: receivers on a busy machine stamp
 // arrivals late and in bursts, so an overuse cuts the estimate only while
@@ -151,7 +193,7 @@
 // # Taps (the record)
 //
 // UpTrack.Tap(layer, sink) is a server-side subscriber of one layer for
-// the recording of the program and the floor (tap.go): the layer's reader
+// the recording of the program and the floor (ingress_tap.go): the layer's reader
 // hands the sink the publisher's original packets (continuous sequence
 // numbers and RTP timestamps, no rewriting) right after the cache insert,
 // including retransmissions that fill a hole; the publisher leg's RTCP tap

@@ -1,6 +1,8 @@
 package sfu
 
-import "time"
+import (
+	"time"
+)
 
 // Layer allocation: which simulcast layer each video slot of one subscriber
 // gets. Pure functions, so they can be table-tested.
@@ -104,6 +106,25 @@ func effectiveLayer(s *allocSlot, target int) int {
 	return target
 }
 
+type probeState struct {
+	active   bool
+	until    time.Time
+	next     time.Time
+	interval time.Duration
+}
+
+const (
+	// Probing is how a subscriber with headroom climbs: the estimator never
+	// estimates far above what is sent, so a capped slot must try the next
+	// layer. Probe early and often while probes succeed (a climb from the
+	// low to the top layer takes two probes), back off only on failure.
+	probeFirst       = 1 * time.Second
+	probeMinInterval = 3 * time.Second
+	probeMaxInterval = 80 * time.Second
+	probeDuration    = 4 * time.Second
+	audioReserve     = 40_000
+)
+
 // step allocates budget over in (into out) and runs the probe state machine
 // at time now. prev holds each slot's previous target (-1 = none). Pure but
 // for pr, so tests drive it with simulated time.
@@ -151,4 +172,23 @@ func (pr *probeState) step(now time.Time, in []allocSlot, prev []int, budget int
 			}
 		}
 	}
+}
+
+// probeBudget is the budget a probe tries: 1.5× the budget, and at least
+// enough for the first limited slot's next layer. The estimator never
+// estimates much above what is sent (1.5× the acked rate), and the top
+// layer costs about three times the middle one, so 1.5× alone would never
+// get a slot that was pushed down back to the top layer.
+func probeBudget(in []allocSlot, out []allocResult, budget int) int {
+	b := budget * 3 / 2
+	for i, r := range out {
+		if !r.limited || r.target < 0 || r.target+1 >= in[i].layers {
+			continue
+		}
+		if need := budget + layerCost(&in[i], r.target+1) - layerCost(&in[i], r.target); need > b {
+			b = need
+		}
+		break
+	}
+	return b
 }

@@ -32,7 +32,7 @@ type cacheEntry struct {
 // of the layer: the reader inserts, subscriber writers and NACK handling copy
 // out. Buffers are allocated once, at the first insert.
 type packetCache struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // a leaf; taken under Slot.wmu (writers) or Tap.mu (Refill)
 	size    int
 	mask    uint16
 	entries []cacheEntry

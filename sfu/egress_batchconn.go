@@ -23,13 +23,16 @@ import (
 // batchConn and preallocated. The mutex is per socket, not per subscriber:
 // with the server on one core it is uncontended, and the kernel serialises
 // writes to one socket anyway. The flush itself is platform code
-// (sendmmsg_linux.go: a non-blocking sendmmsg that does not hand the
+// (egress_sendmmsg_linux.go: a non-blocking sendmmsg that does not hand the
 // goroutine's P to another thread; elsewhere one WriteTo per datagram).
 type batchConn struct {
 	net.PacketConn
 	raw syscall.RawConn // nil: batching unsupported
 	v6  bool            // the socket is AF_INET6 (dual stack)
 
+	// mu guards the batch. A leaf: held only for a copy or the flush
+	// syscalls; taken under a Slot.wmu (own SRTP output) or inside Pion's
+	// write path through the UDP mux.
 	mu     sync.Mutex
 	active int
 	n      int

@@ -5,15 +5,38 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/pion/dtls/v2"
 	"github.com/pion/srtp/v2"
 	"github.com/pion/webrtc/v3"
 )
+
+// peerEgress is a Peer's subscriber-leg state (embedded in Peer): the
+// downlink's own SRTP output, the TWCC history, the bandwidth estimate and
+// the layer allocation that follows it. The lock order is on Peer.
+type peerEgress struct {
+	subReady atomic.Bool // subscriber leg connected (DTLS/SRTP up)
+	// subDirect: the subscriber leg's selected ICE pair is UDP, so
+	// publisher readers write to its slots directly (Slot.enqueue).
+	subDirect atomic.Bool
+	// own downlink output (below) and congestion control (egress_twcc.go, egress_bwe.go)
+	down     atomic.Pointer[downlink]
+	legPath  atomic.Int32 // pathNone, pathOwn or pathPion: counted in Engine.legs*; changed under Peer.mu
+	tw       twccHistory
+	estMu    sync.Mutex // serialises feedback into est; guards fbKey and acks
+	est      *estimator
+	fbKey    int32 // last feedback processed (count<<16 | base seq), -1 = none
+	acks     []ack
+	remb     atomic.Int64
+	rembTime atomic.Int64
+	maxBps   atomic.Int64
+
+	allocMu sync.Mutex // serialises reallocate; guards probe
+	probe   probeState
+}
 
 // downlink is a subscriber leg's own SRTP output: the leg's SRTP master key
 // and salt for our direction, taken from its DTLS connection, and where to
@@ -30,16 +53,15 @@ import (
 // encrypted by two contexts (their rollover counters would disagree).
 //
 // Pion v3 does not export a DTLS transport's connection or SRTP endpoint;
-// dtlsInternals reads them by reflection from the pinned version and fails
-// cleanly (the leg then stays on Pion's write path) if they ever change.
+// dtlsInternals (egress_pion.go) reads them by reflection from the pinned
+// version and fails cleanly (the leg then stays on Pion's write path) if
+// they ever change.
 type downlink struct {
 	key, salt []byte
 	profile   srtp.ProtectionProfile
 	ep        io.Writer                   // Pion's SRTP mux endpoint: the selected ICE pair, any transport
 	udp       atomic.Pointer[net.UDPAddr] // remote address while the pair is UDP on the engine socket
 }
-
-var errNoDTLSInternals = errors.New("sfu: pion DTLS transport internals not found")
 
 // newDownlink extracts the keys of a connected subscriber leg.
 func newDownlink(pc *webrtc.PeerConnection) (*downlink, error) {
@@ -103,25 +125,44 @@ func (d *downlink) setPair(pair *webrtc.ICECandidatePair) {
 	d.udp.Store(&net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)})
 }
 
-// dtlsInternals returns the DTLS connection and the SRTP mux endpoint of a
-// Pion DTLSTransport (unexported fields conn and srtpEndpoint).
-func dtlsInternals(dt *webrtc.DTLSTransport) (*dtls.Conn, io.Writer, error) {
-	v := reflect.ValueOf(dt).Elem()
-	cf := v.FieldByName("conn")
-	ef := v.FieldByName("srtpEndpoint")
-	if !cf.IsValid() || cf.Type() != reflect.TypeOf((*dtls.Conn)(nil)) || !ef.IsValid() || ef.Kind() != reflect.Pointer {
-		return nil, nil, errNoDTLSInternals
+// ensureDownlink takes the leg's SRTP keys once its DTLS is up (newDownlink).
+// It runs once per leg: an ICE reconnect keeps the DTLS session, and a new
+// context would restart the rollover counters the receiver is tracking.
+func (p *Peer) ensureDownlink(pc *webrtc.PeerConnection) {
+	if p.down.Load() != nil {
+		return
 	}
-	conn := *(**dtls.Conn)(unsafe.Pointer(cf.UnsafeAddr()))
-	epv := reflect.NewAt(ef.Type(), unsafe.Pointer(ef.UnsafeAddr())).Elem()
-	if conn == nil || epv.IsNil() {
-		return nil, nil, fmt.Errorf("%w: not started", errNoDTLSInternals)
+	d, err := newDownlink(pc)
+	if err != nil {
+		if p.setLegPath(pathPion) {
+			p.log.Error("own SRTP output unavailable for this leg, using Pion's slower writer", "err", err)
+		}
+		return
 	}
-	ep, ok := epv.Interface().(io.Writer)
-	if !ok {
-		return nil, nil, errNoDTLSInternals
+	p.setLegPath(pathOwn)
+	it := pc.SCTP().Transport().ICETransport()
+	pair, _ := it.GetSelectedCandidatePair()
+	d.setPair(pair)
+	p.down.Store(d)
+	if again, _ := it.GetSelectedCandidatePair(); again != pair { // changed meanwhile
+		d.setPair(again)
 	}
-	return conn, ep, nil
+}
+
+// setLegPath counts the subscriber leg on a downlink path (gauge
+// opscenter_sfu_downlink_legs); false if it was already on it or the peer
+// is closed. Under mu, so Close's uncounting never misses it.
+func (p *Peer) setLegPath(path int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.legPath.Load()
+	if p.closed || old == path {
+		return false
+	}
+	p.e.countLeg(old, -1)
+	p.e.countLeg(path, 1)
+	p.legPath.Store(path)
+	return true
 }
 
 // Downlink paths, counted per subscriber leg (Engine.legsOwn/legsPion).
@@ -138,23 +179,6 @@ func (e *Engine) countLeg(path int32, d int64) {
 	case pathPion:
 		e.legsPion.Add(d)
 	}
-}
-
-// CheckPionInternals verifies that Pion's DTLSTransport still has the
-// unexported fields the own SRTP output reads (conn, srtpEndpoint). NewEngine
-// runs it at start: when it fails every leg falls back to Pion's writer, so
-// it is logged as an error and exported as opscenter_sfu_own_srtp_available 0.
-func CheckPionInternals() error {
-	t := reflect.TypeOf(webrtc.DTLSTransport{})
-	cf, ok := t.FieldByName("conn")
-	if !ok || cf.Type != reflect.TypeOf((*dtls.Conn)(nil)) {
-		return fmt.Errorf("%w: DTLSTransport.conn", errNoDTLSInternals)
-	}
-	ef, ok := t.FieldByName("srtpEndpoint")
-	if !ok || ef.Type.Kind() != reflect.Pointer || !ef.Type.Implements(reflect.TypeOf((*io.Writer)(nil)).Elem()) {
-		return fmt.Errorf("%w: DTLSTransport.srtpEndpoint", errNoDTLSInternals)
-	}
-	return nil
 }
 
 // dtlsClientFromSDP says whether we are the DTLS client of a negotiated leg,

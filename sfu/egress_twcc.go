@@ -9,7 +9,7 @@ import (
 // twccHistory numbers the packets of one subscriber leg for transport-wide
 // congestion control and remembers when each left and how big it was, so
 // that the subscriber's TWCC feedback can be turned into acks for the
-// estimator (estimator.go).
+// estimator (egress_estimator.go).
 //
 // It replaces Pion's TWCC header extension interceptor and GCC feedback
 // adapter, whose per-packet cost (a list, a map, a lock and an attribute map

@@ -35,7 +35,7 @@ package sfu
 //	func (s *Slot) Stats() SlotStats
 //
 //	func (t *UpTrack) PeerID() string; Kind() webrtc.RTPCodecType; Layers() []LayerStats
-//	func (t *UpTrack) Tap(layer int, sink TapSink) *Tap // the record's subscriber (tap.go)
+//	func (t *UpTrack) Tap(layer int, sink TapSink) *Tap // the record's subscriber (ingress_tap.go)
 //	func (tp *Tap) RequestKeyframe() bool; Refill(first uint16, n int) int; Close()
 
 import (
@@ -178,6 +178,8 @@ func DefaultConfig() Config {
 type Hooks struct {
 	// OnLayerDemand reports that a publisher's video encoding rid is needed
 	// (some slot watches it) or not. Pauses are debounced by Config.PauseDelay.
+	// It may run while a subscriber's allocation lock is held (see Peer's
+	// lock order): it must not call Slot or Peer control methods directly.
 	OnLayerDemand func(peerID, rid string, needed bool)
 	// OnTrack reports a new published track (after the first packet arrives).
 	OnTrack func(peerID string, t *UpTrack)

@@ -30,7 +30,7 @@ type Tap struct {
 
 	closed atomic.Bool
 
-	mu  sync.Mutex // Refill's buffer
+	mu  sync.Mutex // Refill's buffer; held while the sink runs, → packetCache.mu
 	buf [maxCachedPayload]byte
 	pkt rtp.Packet
 }

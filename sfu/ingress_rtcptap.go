@@ -28,7 +28,7 @@ var errRTCPTapped = errors.New("sfu: publisher RTCP is read by the engine")
 type rtcpSink struct {
 	last    atomic.Int64 // nanotime of the last RTCP packet from the publisher
 	packets atomic.Uint64
-	// peer and taps: sender reports go to the peer's taps (tap.go) while it has any.
+	// peer and taps: sender reports go to the peer's taps (ingress_tap.go) while it has any.
 	peer *Peer
 	taps atomic.Int32
 }
@@ -37,7 +37,7 @@ type rtcpSink struct {
 // the next PeerConnection is handed over under mu (see Engine.newPublisherPC).
 type rtcpTapFactory struct {
 	e    *Engine
-	mu   sync.Mutex
+	mu   sync.Mutex // held only while Pion builds a publisher leg, under that Peer.negMu
 	next *rtcpSink
 }
 

@@ -31,7 +31,7 @@ type Engine struct {
 	subAPI *webrtc.API
 
 	udpConn net.PacketConn
-	batch   *batchConn // wraps udpConn: sendmmsg per fan-out (batchconn.go)
+	batch   *batchConn // wraps udpConn: sendmmsg per fan-out (egress_batchconn.go)
 	udpMux  ice.UDPMux
 	tcpLn   net.Listener
 	tcpMux  ice.TCPMux
@@ -40,18 +40,20 @@ type Engine struct {
 
 	udpPort, tcpPort, turnPort int
 
-	rtcpTaps *rtcpTapFactory // publisher-leg RTCP readers (rtcptap.go)
+	rtcpTaps *rtcpTapFactory // publisher-leg RTCP readers (ingress_rtcptap.go)
 
-	// forwarding counters (fwdstats.go)
+	// forwarding counters (egress_fwdstats.go)
 	fwdPackets, fwdBytes, fwdDropped atomic.Uint64
 	fwdDelay                         delayHist
 
-	// downlink paths (srtpout.go): subscriber legs on the own SRTP output
+	// downlink paths (egress_downlink.go): subscriber legs on the own SRTP output
 	// and on Pion's writer, and whether the startup check found Pion's
 	// internals the own output needs.
 	legsOwn, legsPion atomic.Int64
 	ownSRTPOK         atomic.Bool
 
+	// mu guards peers and closed. A leaf: it is never held while a Peer is
+	// called (NewPeer only builds one), so Peer locks never nest inside it.
 	mu     sync.Mutex
 	peers  map[string]*Peer
 	closed bool
@@ -269,10 +271,10 @@ func (e *Engine) newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 
 // newSubscriberAPI: sends. No interceptors: slots write their packets with
 // the transport-wide sequence number extension and their own SRTP
-// (srtpout.go), send their own sender reports, feed TWCC feedback to the
-// peer's estimator (estimator.go, twcc.go), and answer NACKs from the shared
-// publisher-layer cache. Pion's per-packet interceptor chain was most of the
-// server's CPU at N = 190.
+// (egress_downlink.go), send their own sender reports, feed TWCC feedback
+// to the peer's estimator (egress_estimator.go, egress_twcc.go), and answer
+// NACKs from the shared publisher-layer cache. Pion's per-packet
+// interceptor chain was most of the server's CPU at N = 190.
 func (e *Engine) newSubscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me, false); err != nil {

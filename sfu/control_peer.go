@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/sdp/v3"
@@ -14,6 +13,46 @@ import (
 
 // Peer is one endpoint: a publisher PeerConnection (client offers) and a
 // subscriber PeerConnection (server offers) built from slots.
+//
+// Its state follows the seams (doc.go): the control state is declared here;
+// peerIngress (ingress_publisher.go) holds what the publisher leg reports,
+// and peerEgress (egress_downlink.go) the subscriber leg's downlink: its own
+// SRTP output, TWCC history, bandwidth estimate and layer allocation.
+//
+// # Lock order
+//
+// A Peer has five mutexes: negMu and mu here, allocMu and estMu in
+// peerEgress, lossWin.mu in peerIngress. A lock may be taken while holding
+// the ones above it on its branch, never the other way round:
+//
+//	negMu                   SDP operations, AddSlot, RemoveSlot
+//	├── Engine.rtcpTaps.mu  only while the publisher leg is created
+//	└── allocMu             reallocate (also from RemoveSlot and the answer paths)
+//	    ├── mu              this peer's, or a publishing peer's (upLayer.requestPLI)
+//	    ├── Slot.mu
+//	    │   └── upLayer.slotsMu
+//	    └── UpTrack.mu
+//	estMu                   one TWCC feedback, from a slot's RTCP loop
+//	└── estimator.mu
+//	lossWin.mu              a leaf
+//
+// A slot's own locks are ordered on Slot: Slot.wmu is never taken under
+// these, Slot.startMu is a leaf (taken under negMu when a slot is closed).
+//
+// mu, Slot.mu and UpTrack.mu are never held together: each is taken for a
+// few reads or writes and released before the next one is taken, so the
+// order between them is "none at a time". mu is a leaf among this package's
+// locks; under it the code calls only Pion getters and, for a subscriber leg
+// that lost a creation race or outlived Close, PeerConnection.Close. The
+// Pion callbacks that take mu (OnICECandidate, OnICEConnectionStateChange,
+// OnTrack) run on Pion's goroutines with no Pion lock held (pion/webrtc
+// v3.3.6). Under allocMu, reallocate also writes PLIs to publishers and
+// calls Hooks.OnLayerDemand (through Slot.setAllocation and
+// UpTrack.updateDemand): a hook must not call this peer's control methods
+// synchronously, since they take allocMu. Engine.mu is never held while a
+// Peer lock is taken. Nothing waits for a goroutine while holding mu,
+// allocMu or estMu; RemoveSlot waits for the slot's goroutines under negMu,
+// which they never take.
 type Peer struct {
 	e   *Engine
 	id  string
@@ -21,12 +60,12 @@ type Peer struct {
 
 	negMu sync.Mutex // serialises SDP operations (per peer, never global)
 
-	mu         sync.Mutex
+	mu         sync.Mutex // guards the fields below up to closed; see the lock order
 	pub, sub   *webrtc.PeerConnection
 	pending    [2][]webrtc.ICECandidateInit
 	slots      []*Slot
 	slotByName map[string]*Slot
-	tracks     []*UpTrack
+	tracks     []*UpTrack // copy on write: readers may walk a snapshot unlocked
 	onCand     func(Target, *webrtc.ICECandidateInit)
 	onNeg      func()
 	negPending bool // slots changed since the last subscriber offer
@@ -35,50 +74,12 @@ type Peer struct {
 	negWait    bool // renegotiate once the subscriber leg is connected
 	closed     bool
 
-	subReady atomic.Bool // subscriber leg connected (DTLS/SRTP up)
-	// subDirect: the subscriber leg's selected ICE pair is UDP, so
-	// publisher readers write to its slots directly (Slot.enqueue).
-	subDirect atomic.Bool
-	pubRTCP   rtcpSink   // RTCP arrivals on the publisher leg (rtcptap.go)
-	lossWin   lossWindow // recent publisher loss (sampled by allocLoop)
-	// own downlink output and congestion control (srtpout.go, twcc.go)
-	down     atomic.Pointer[downlink]
-	legPath  atomic.Int32 // pathNone, pathOwn or pathPion: counted in Engine.legs*
-	tw       twccHistory
-	estMu    sync.Mutex // serialises feedback into est
-	est      *estimator
-	fbKey    int32 // last feedback processed (count<<16 | base seq), -1 = none
-	acks     []ack
-	dbgAt    int64
-	remb     atomic.Int64
-	rembTime atomic.Int64
-	maxBps   atomic.Int64
-
-	allocMu sync.Mutex
-	probe   probeState
+	peerIngress // the publisher leg's RTCP and loss (ingress_publisher.go)
+	peerEgress  // the subscriber leg's downlink (egress_downlink.go)
 
 	done chan struct{}
 	wg   sync.WaitGroup
 }
-
-type probeState struct {
-	active   bool
-	until    time.Time
-	next     time.Time
-	interval time.Duration
-}
-
-const (
-	// Probing is how a subscriber with headroom climbs: the estimator never
-	// estimates far above what is sent, so a capped slot must try the next
-	// layer. Probe early and often while probes succeed (a climb from the
-	// low to the top layer takes two probes), back off only on failure.
-	probeFirst       = 1 * time.Second
-	probeMinInterval = 3 * time.Second
-	probeMaxInterval = 80 * time.Second
-	probeDuration    = 4 * time.Second
-	audioReserve     = 40_000
-)
 
 func newPeer(e *Engine, id string) *Peer {
 	p := &Peer{
@@ -279,110 +280,6 @@ func (p *Peer) flushCandidates(t Target, pc *webrtc.PeerConnection) {
 		if err := pc.AddICECandidate(c); err != nil {
 			p.log.Debug("buffered candidate rejected", "leg", t.String(), "err", err)
 		}
-	}
-}
-
-func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	kind := remote.Kind()
-	mid := ""
-	if tr := recv.RTPTransceiver(); tr != nil {
-		mid = tr.Mid()
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	var t *UpTrack
-	for _, x := range p.tracks {
-		if x.mid == mid && x.kind == kind {
-			t = x
-		}
-	}
-	isNew := t == nil
-	if isNew {
-		t = &UpTrack{e: p.e, peer: p, id: mid, mid: mid, kind: kind}
-		// Copy on write: readers (publisherCounters) walk p.tracks unlocked.
-		p.tracks = append(p.tracks[:len(p.tracks):len(p.tracks)], t)
-	}
-	p.mu.Unlock()
-
-	idx := layerIndex(remote.RID())
-	size := p.e.cfg.PacketCacheSize
-	switch {
-	case kind == webrtc.RTPCodecTypeAudio:
-		size = 64
-	case remote.RID() != "":
-		size >>= 2 - idx // q: 1/4, h: 1/2, f: full
-	}
-	l := &upLayer{
-		track:  t,
-		index:  idx,
-		rid:    remote.RID(),
-		remote: remote,
-		recv:   recv,
-		ssrc:   uint32(remote.SSRC()),
-		cache:  newPacketCache(size),
-	}
-	if kind == webrtc.RTPCodecTypeAudio {
-		l.audioLevelID = audioLevelExtID(recv.GetParameters())
-	}
-	t.mu.Lock()
-	t.demand[idx].reported = true // the client starts with every encoding on
-	t.mu.Unlock()
-	t.layers[idx].Store(l)
-	p.log.Debug("track", "kind", kind.String(), "mid", mid, "rid", remote.RID(), "ssrc", l.ssrc)
-
-	p.e.wg.Add(1)
-	go func() {
-		defer p.e.wg.Done()
-		l.readLoop()
-		p.layerEnded(t, l)
-	}()
-	if isNew {
-		if f := p.e.hooks.OnTrack; f != nil {
-			f(p.id, t)
-		}
-	}
-	t.updateDemand()
-	t.reallocateWatchers()
-}
-
-// layerEnded runs when a layer's reader stops; when every layer of the track
-// has stopped, the track is gone.
-func (p *Peer) layerEnded(t *UpTrack, l *upLayer) {
-	t.layers[l.index].CompareAndSwap(l, nil)
-	for i := range t.layers {
-		if t.layers[i].Load() != nil {
-			t.reallocateWatchers()
-			return
-		}
-	}
-	p.mu.Lock()
-	for i, x := range p.tracks {
-		if x == t {
-			// Copy on write, never shift in place: see onTrack.
-			p.tracks = append(append(make([]*UpTrack, 0, len(p.tracks)-1), p.tracks[:i]...), p.tracks[i+1:]...)
-			break
-		}
-	}
-	p.mu.Unlock()
-	t.close()
-	if f := p.e.hooks.OnTrackGone; f != nil {
-		f(p.id, t)
-	}
-}
-
-// reallocateWatchers re-runs layer allocation for every peer watching t.
-func (t *UpTrack) reallocateWatchers() {
-	t.mu.Lock()
-	peers := make(map[*Peer]struct{}, len(t.watchers))
-	for s := range t.watchers {
-		peers[s.peer] = struct{}{}
-	}
-	t.mu.Unlock()
-	for q := range peers {
-		q.reallocate()
 	}
 }
 

@@ -18,7 +18,7 @@ type lossSample struct {
 // allocLoop) so Stats can report the loss of the last few seconds without
 // the caller computing deltas.
 type lossWindow struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // a leaf
 	samples [12]lossSample
 	n, next int
 }

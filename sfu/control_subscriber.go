@@ -6,6 +6,10 @@ import (
 	"github.com/pion/webrtc/v3"
 )
 
+// The subscriber leg: created on first use, its slots, and the server's
+// offers and the client's answers (AddSlot, RemoveSlot, needNegotiation,
+// CreateSubscriberOffer, SetSubscriberAnswer).
+
 func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -68,46 +72,6 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 	}
 	p.sub = pc
 	return pc, nil
-}
-
-// ensureDownlink takes the leg's SRTP keys once its DTLS is up (srtpout.go).
-// It runs once per leg: an ICE reconnect keeps the DTLS session, and a new
-// context would restart the rollover counters the receiver is tracking.
-func (p *Peer) ensureDownlink(pc *webrtc.PeerConnection) {
-	if p.down.Load() != nil {
-		return
-	}
-	d, err := newDownlink(pc)
-	if err != nil {
-		if p.setLegPath(pathPion) {
-			p.log.Error("own SRTP output unavailable for this leg, using Pion's slower writer", "err", err)
-		}
-		return
-	}
-	p.setLegPath(pathOwn)
-	it := pc.SCTP().Transport().ICETransport()
-	pair, _ := it.GetSelectedCandidatePair()
-	d.setPair(pair)
-	p.down.Store(d)
-	if again, _ := it.GetSelectedCandidatePair(); again != pair { // changed meanwhile
-		d.setPair(again)
-	}
-}
-
-// setLegPath counts the subscriber leg on a downlink path (gauge
-// opscenter_sfu_downlink_legs); false if it was already on it or the peer
-// is closed. Under mu, so Close's uncounting never misses it.
-func (p *Peer) setLegPath(path int32) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	old := p.legPath.Load()
-	if p.closed || old == path {
-		return false
-	}
-	p.e.countLeg(old, -1)
-	p.e.countLeg(path, 1)
-	p.legPath.Store(path)
-	return true
 }
 
 // AddSlot adds an outgoing slot (a new sendonly transceiver) on the

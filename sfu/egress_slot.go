@@ -1,0 +1,296 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+)
+
+// Slot is a stable outgoing track of a subscriber (one transceiver, one
+// SSRC) whose source can be switched at runtime without renegotiation.
+//
+// Switching source or layer takes effect at the next keyframe of the new
+// source layer (a PLI is requested); audio switches at once. Sequence
+// numbers and timestamps are rewritten so the subscriber sees one continuous
+// stream.
+//
+// # Lock order
+//
+// A Slot has three mutexes. A lock may be taken while holding the ones above
+// it on its branch, never the other way round:
+//
+//	wmu                      the writer goroutine, or a publisher reader writing directly
+//	├── mu                   writeMedia → syncAttachments when the forwarded layer changes
+//	│   └── upLayer.slotsMu
+//	├── packetCache.mu       copying a payload out of the layer's cache
+//	└── the leg's output     Pion's RTP writer or SRTP endpoint, or batchConn.mu
+//	startMu                  a leaf: starting and stopping the writer goroutine
+//
+// mu is also taken on the control path, under the subscriber's
+// Peer.allocMu (see Peer), where it is never held together with Peer.mu or
+// UpTrack.mu. batchConn.mu is a leaf. The publisher reader that calls
+// enqueue holds no other lock of this package (fanout takes batchConn.mu
+// only inside begin and end).
+type Slot struct {
+	peer *Peer
+	name string
+	kind webrtc.RTPCodecType
+	dt   *downTrack
+
+	sender *webrtc.RTPSender
+	queue  chan qentry
+	// wmu guards ws. The writer goroutine holds it per queued entry; a
+	// publisher reader holds it while it writes to this slot directly (see
+	// enqueue). It is per slot and only contended during a layer switch,
+	// when two layer readers feed one slot.
+	wmu sync.Mutex
+	ws  writerState
+	// The writer goroutine starts on the first queued entry: slots whose
+	// subscriber is on UDP are written directly and never need it.
+	startMu  sync.Mutex
+	writerUp atomic.Bool
+
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // control path: source, request, attachments (→ upLayer.slotsMu)
+	source    *UpTrack
+	requested int
+	muted     bool
+	attached  []*upLayer
+
+	target     atomic.Int32            // allocation target layer, -1 = none (drives demand)
+	desired    atomic.Pointer[upLayer] // layer to forward, nil = gated
+	current    atomic.Pointer[upLayer] // layer being forwarded (set by the writer)
+	needResync atomic.Bool             // dropping until the next keyframe
+
+	packets, bytes, dropped, nacked, switches atomic.Uint64
+	lastTS                                    atomic.Uint32 // last RTP timestamp sent (sender reports)
+	lastAt                                    atomic.Int64  // when, nanotime
+	meter                                     rateMeter     // writer-owned
+	rrLoss, rrJitter                          atomic.Uint64
+	rrRTT                                     atomic.Int64
+	rrTime                                    atomic.Int64
+}
+
+// queue entry operations
+const (
+	opMedia = iota
+	opNACK
+)
+
+type qentry struct {
+	layer *upLayer
+	at    int64 // nanotime when the reader got the packet (media only)
+	seq   uint16
+	blp   uint16
+	flags uint8
+	op    uint8
+}
+
+func (s *Slot) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// setAllocation applies the allocator's decision (called with the peer's
+// allocation lock held, never from a reader goroutine).
+func (s *Slot) setAllocation(target int, l *upLayer) {
+	changedTarget := s.target.Swap(int32(target)) != int32(target)
+	prev := s.desired.Swap(l)
+	if prev != l {
+		s.syncAttachments()
+		if l != nil && l != s.current.Load() {
+			l.requestPLI(false)
+		}
+	}
+	if changedTarget || prev != l {
+		s.mu.Lock()
+		src := s.source
+		s.mu.Unlock()
+		if src != nil {
+			src.updateDemand()
+		}
+		if prev != nil && prev.track != src {
+			prev.track.updateDemand()
+		}
+	}
+}
+
+// syncAttachments makes the slot attached exactly to the current and the
+// desired layer (the desired one so its keyframe can be caught).
+func (s *Slot) syncAttachments() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var want [2]*upLayer
+	if !s.isClosed() {
+		want = [2]*upLayer{s.current.Load(), s.desired.Load()}
+	}
+	keep := s.attached[:0]
+	for _, l := range s.attached {
+		if l == want[0] || l == want[1] {
+			keep = append(keep, l)
+		} else {
+			l.detach(s)
+		}
+	}
+	s.attached = keep
+	for _, w := range want {
+		if w == nil {
+			continue
+		}
+		found := false
+		for _, l := range s.attached {
+			if l == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			w.attach(s)
+			s.attached = append(s.attached, w)
+		}
+	}
+}
+
+// enqueue is called by publisher reader goroutines. It never blocks on the
+// network for a slow subscriber:
+//   - direct path: when the subscriber's media path is UDP (a datagram send
+//     that cannot stall on one peer) and nothing is queued for the slot, the
+//     reader rewrites and writes the packet itself (payload and ts are the
+//     packet as read; no copy, no goroutine hop). It reports true.
+//   - queued path (ICE-TCP, or while the queue drains): the packet goes to the
+//     slot's writer goroutine; when the queue is full the packet is dropped,
+//     and video then drops until the next keyframe (the writer re-syncs there,
+//     so the output stays continuous).
+func (s *Slot) enqueue(l *upLayer, seq uint16, flags uint8, at int64, payload []byte, ts uint32) bool {
+	video := s.kind == webrtc.RTPCodecTypeVideo
+	resync := false
+	if video && s.needResync.Load() {
+		if flags&flagKeyframe == 0 {
+			s.dropped.Add(1)
+			s.peer.e.fwdDropped.Add(1)
+			return false
+		}
+		resync = true
+		flags |= flagResync
+	}
+	if payload != nil && s.peer.subDirect.Load() && len(s.queue) == 0 {
+		s.wmu.Lock()
+		s.writeMedia(s.writer(), qentry{layer: l, seq: seq, flags: flags, at: at}, payload, ts, at)
+		s.wmu.Unlock()
+		if resync {
+			s.needResync.Store(false)
+		}
+		return true
+	}
+	s.startWriter()
+	select {
+	case s.queue <- qentry{layer: l, seq: seq, flags: flags, at: at}:
+		if resync {
+			s.needResync.Store(false)
+		}
+	default:
+		s.dropped.Add(1)
+		s.peer.e.fwdDropped.Add(1)
+		if video && flags&flagRTX == 0 && !s.needResync.Swap(true) {
+			if c := s.current.Load(); c != nil {
+				c.requestPLI(false)
+			}
+		}
+	}
+	return false
+}
+
+// startWriter starts the writer goroutine once (not after close).
+func (s *Slot) startWriter() {
+	if s.writerUp.Load() {
+		return
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.writerUp.Load() || s.isClosed() {
+		return
+	}
+	s.wg.Add(1)
+	go s.writeLoop()
+	s.writerUp.Store(true)
+}
+
+// writeLoop drains the slot's queue. It exits after Config.WriterIdle without work:
+// on UDP the fan-out writes directly and the queue only carries the odd NACK answer,
+// so a writer that stayed would leave an idle goroutine behind every slot that ever
+// saw a NACK (a slow climb that looks like a leak over a 12-hour day).
+func (s *Slot) writeLoop() {
+	defer s.wg.Done()
+	writerIdle := s.peer.e.cfg.WriterIdle
+	idle := time.NewTimer(writerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-idle.C:
+			if s.stopIdleWriter() {
+				return
+			}
+			idle.Reset(writerIdle)
+		case e := <-s.queue:
+			idle.Reset(writerIdle)
+			s.wmu.Lock()
+			st := s.writer()
+			switch e.op {
+			case opMedia:
+				if s.writeMedia(st, e, nil, 0, nanotime()) {
+					s.peer.e.fwdDelay.record(nanotime() - e.at)
+				}
+			case opNACK:
+				s.writeNACK(st, e)
+			}
+			s.wmu.Unlock()
+		}
+	}
+}
+
+// stopIdleWriter lets the writer exit when its queue is empty; the next enqueue
+// starts a new one. It reports whether the caller must exit.
+func (s *Slot) stopIdleWriter() bool {
+	s.startMu.Lock()
+	if len(s.queue) > 0 {
+		s.startMu.Unlock()
+		return false
+	}
+	s.writerUp.Store(false)
+	s.startMu.Unlock()
+	// An enqueue that saw writerUp still true just before it was cleared skipped
+	// starting a writer: pick its entry up with a new one.
+	if len(s.queue) > 0 {
+		s.startWriter()
+	}
+	return true
+}
+
+func (s *Slot) close() {
+	s.once.Do(func() {
+		s.startMu.Lock() // no writer starts after this
+		close(s.closed)
+		s.startMu.Unlock()
+		s.desired.Store(nil)
+		s.target.Store(-1)
+		s.syncAttachments()
+		s.mu.Lock()
+		src := s.source
+		s.source = nil
+		s.mu.Unlock()
+		if src != nil {
+			src.removeWatcher(s)
+		}
+	})
+}
