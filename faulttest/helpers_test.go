@@ -17,6 +17,7 @@ import (
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/store/storetest"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
@@ -65,8 +66,8 @@ func newRig(t *testing.T, a *apptest.App) *rig {
 		"planned_start": now, "planned_end": now.Add(12 * time.Hour)}, nil, 201)
 	r.lead.Do("POST", "/api/v1/sessions/"+r.sessID+"/start", nil, nil, 200)
 	r.cmd = r.dial(client.Options{URL: a.URL(), Token: a.Endpoint(signaling.CommandCode).Token,
-		Role: signaling.RoleConsole, Publish: true})
-	r.console = r.dial(client.Options{URL: a.URL(), Token: r.lead.Token, Role: signaling.RoleConsole})
+		Role: wire.RoleConsole, Publish: true})
+	r.console = r.dial(client.Options{URL: a.URL(), Token: r.lead.Token, Role: wire.RoleConsole})
 	return r
 }
 
@@ -130,8 +131,8 @@ type presenceChange struct {
 // presenceOf lists the presence changes of code received by c at or after since.
 func presenceOf(c *client.Client, code string, since time.Time) []presenceChange {
 	var out []presenceChange
-	for _, m := range c.Messages(signaling.TypePresence) {
-		var p signaling.PresenceMsg
+	for _, m := range c.Messages(wire.TypePresence) {
+		var p wire.PresenceMsg
 		if m.At.Before(since) || json.Unmarshal(m.Payload, &p) != nil || p.Code != code {
 			continue
 		}

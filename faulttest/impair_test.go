@@ -8,6 +8,7 @@ import (
 	"github.com/opscenter/opscenter/internal/app/apptest"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // One endpoint's path gets 5% and 10% packet loss, then 200 ms delay with 50 ms
@@ -50,7 +51,7 @@ func TestOneEndpointLossAndDelay(t *testing.T) {
 		return true
 	})
 	since := time.Now()
-	send(t, r.console, signaling.TypeGiveFloor, signaling.CodeMsg{Code: victim})
+	send(t, r.console, wire.TypeGiveFloor, wire.CodeMsg{Code: victim})
 	floorVideoFlows(t, watchers, victim, since, "before the impairment")
 	waitT(t, "program at every watcher", 30*time.Second, func() bool {
 		for _, w := range watchers {
@@ -150,10 +151,10 @@ func TestOneEndpointLossAndDelay(t *testing.T) {
 }
 
 // lastStats returns the latest entry the console's health board shows for code.
-func lastStats(c *client.Client, code string) signaling.StatEntry {
-	l := c.Messages(signaling.TypeStats)
+func lastStats(c *client.Client, code string) wire.StatEntry {
+	l := c.Messages(wire.TypeStats)
 	for i := len(l) - 1; i >= 0; i-- {
-		var m signaling.StatsMsg
+		var m wire.StatsMsg
 		if json.Unmarshal(l[i].Payload, &m) != nil {
 			continue
 		}
@@ -163,5 +164,5 @@ func lastStats(c *client.Client, code string) signaling.StatEntry {
 			}
 		}
 	}
-	return signaling.StatEntry{Code: code, Layer: -2}
+	return wire.StatEntry{Code: code, Layer: -2}
 }

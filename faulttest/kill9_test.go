@@ -24,6 +24,7 @@ import (
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/store/storetest"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 func moduleRoot(t *testing.T) string {
@@ -238,11 +239,11 @@ func TestKill9AndRestart(t *testing.T) {
 			ReconnectMax: 2 * time.Second}
 	}
 	all := map[string]*client.Client{}
-	all["22"] = rig.dial(opts(token(signaling.CommandCode), signaling.RoleConsole, true))
-	console := rig.dial(opts(lead.token, signaling.RoleConsole, false))
+	all["22"] = rig.dial(opts(token(signaling.CommandCode), wire.RoleConsole, true))
+	console := rig.dial(opts(lead.token, wire.RoleConsole, false))
 	all["console"] = console
 	for _, code := range codes {
-		all[code] = rig.dial(opts(token(code), signaling.RoleEndpoint, true))
+		all[code] = rig.dial(opts(token(code), wire.RoleEndpoint, true))
 	}
 	waitT(t, "everyone connected", 30*time.Second, func() bool {
 		for _, c := range all {
@@ -255,19 +256,19 @@ func TestKill9AndRestart(t *testing.T) {
 
 	// The live state: floor, two mutes, two hands in order.
 	t0 := time.Now()
-	send(t, console, signaling.TypeGiveFloor, signaling.CodeMsg{Code: floor})
+	send(t, console, wire.TypeGiveFloor, wire.CodeMsg{Code: floor})
 	for _, m := range muted {
-		send(t, console, signaling.TypeMute, signaling.CodeMsg{Code: m})
+		send(t, console, wire.TypeMute, wire.CodeMsg{Code: m})
 	}
 	for _, h := range hands {
-		send(t, all[h], signaling.TypeRaiseHand, nil)
-		if _, err := console.WaitMessage(signaling.TypeHands, t0, 5*time.Second, func(e signaling.Envelope) bool {
+		send(t, all[h], wire.TypeRaiseHand, nil)
+		if _, err := console.WaitMessage(wire.TypeHands, t0, 5*time.Second, func(e wire.Envelope) bool {
 			return bytes.Contains(e.Payload, []byte(h))
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitT(t, "two mutes at the console", 5*time.Second, func() bool { return len(console.Messages(signaling.TypeMute)) >= 2 })
+	waitT(t, "two mutes at the console", 5*time.Second, func() bool { return len(console.Messages(wire.TypeMute)) >= 2 })
 	floorVideoFlows(t, map[string]*client.Client{watcher: all[watcher]}, floor, t0, "before the kill")
 
 	// Incidents: 10 acknowledged before, and a writer that keeps going through the kill.

@@ -10,6 +10,7 @@ import (
 	"github.com/opscenter/opscenter/internal/app/apptest"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // An endpoint holding the floor, and muted, loses its whole network path (WebSocket
@@ -72,9 +73,9 @@ func TestEndpointLosesNetwork(t *testing.T) {
 	}
 
 	since := time.Now()
-	send(t, r.console, signaling.TypeGiveFloor, signaling.CodeMsg{Code: victim})
-	send(t, r.console, signaling.TypeMute, signaling.CodeMsg{Code: victim})
-	if _, err := r.console.WaitMessage(signaling.TypeMute, since, 10*time.Second, nil); err != nil {
+	send(t, r.console, wire.TypeGiveFloor, wire.CodeMsg{Code: victim})
+	send(t, r.console, wire.TypeMute, wire.CodeMsg{Code: victim})
+	if _, err := r.console.WaitMessage(wire.TypeMute, since, 10*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
 	floorVideoFlows(t, watchers, victim, since, "before the cuts")
@@ -85,7 +86,7 @@ func TestEndpointLosesNetwork(t *testing.T) {
 			// can still mark it degraded for a few seconds, and a "degraded" that
 			// arrived before the cut would not be seen as a change.
 			waitT(t, "victim settled as connected", 60*time.Second, func() bool {
-				return a.Live.Presence(victim) == signaling.StateConnected &&
+				return a.Live.Presence(victim) == wire.StateConnected &&
 					len(presenceOf(r.console, victim, time.Now().Add(-6*time.Second))) == 0
 			})
 			reconn0 := v.Reconnects()
@@ -101,8 +102,8 @@ func TestEndpointLosesNetwork(t *testing.T) {
 			// Back: the console sees it connected again, and its video reaches the others.
 			waitT(t, "victim connected again at the console", 90*time.Second, func() bool {
 				l := presenceOf(r.console, victim, restored)
-				return v.State() == client.StateConnected && (len(l) > 0 && l[len(l)-1].State == signaling.StateConnected ||
-					len(l) == 0 && a.Live.Presence(victim) == signaling.StateConnected)
+				return v.State() == client.StateConnected && (len(l) > 0 && l[len(l)-1].State == wire.StateConnected ||
+					len(l) == 0 && a.Live.Presence(victim) == wire.StateConnected)
 			})
 			back := time.Now()
 			floorVideoFlows(t, watchers, victim, restored, "after the cut")
@@ -112,8 +113,8 @@ func TestEndpointLosesNetwork(t *testing.T) {
 			_ = back
 
 			// Presence by the conventions' timers (5× margins).
-			deg, sawDeg := firstState(changes, signaling.StateDegraded)
-			off, sawOff := firstState(changes, signaling.StateOffline)
+			deg, sawDeg := firstState(changes, wire.StateDegraded)
+			off, sawOff := firstState(changes, wire.StateOffline)
 			switch {
 			case out >= 20*time.Second:
 				if !sawDeg {
@@ -140,14 +141,14 @@ func TestEndpointLosesNetwork(t *testing.T) {
 
 			// State kept: the floor and the mute are unchanged at the console, and the
 			// client's own welcome (if it rejoined) says so too.
-			for _, m := range r.console.Messages(signaling.TypeFloor) {
-				var f signaling.FloorMsg
+			for _, m := range r.console.Messages(wire.TypeFloor) {
+				var f wire.FloorMsg
 				if !m.At.Before(t0) && json.Unmarshal(m.Payload, &f) == nil && (f.Code == nil || *f.Code != victim) {
 					t.Errorf("cut %v: the floor changed at %.1fs: %s", out, m.At.Sub(t0).Seconds(), m.Payload)
 				}
 			}
-			for _, m := range r.console.Messages(signaling.TypeMute) {
-				var mm signaling.MuteMsg
+			for _, m := range r.console.Messages(wire.TypeMute) {
+				var mm wire.MuteMsg
 				if !m.At.Before(t0) && json.Unmarshal(m.Payload, &mm) == nil && mm.Code == victim && !mm.Muted {
 					t.Errorf("cut %v: the mute was lifted at %.1fs", out, m.At.Sub(t0).Seconds())
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // pgOutage is how long PostgreSQL stays down: 8 s in CI (the behaviour does not
@@ -74,7 +75,7 @@ func TestPostgresOutage(t *testing.T) {
 		return true
 	})
 	since := time.Now()
-	send(t, r.console, signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[0]})
+	send(t, r.console, wire.TypeGiveFloor, wire.CodeMsg{Code: codes[0]})
 	floorVideoFlows(t, watchers, codes[0], since, "before the outage")
 	clean := measureFlow(watchers, signaling.CommandCode, signaling.SlotProgramVideo, 4*time.Second)
 	eventsBefore, err := a.Store.EventsAfter(ctx, 0, 100000)
@@ -95,7 +96,7 @@ func TestPostgresOutage(t *testing.T) {
 
 	// Live actions apply at once.
 	t0 := time.Now()
-	send(t, r.console, signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[1]})
+	send(t, r.console, wire.TypeGiveFloor, wire.CodeMsg{Code: codes[1]})
 	d := waitT(t, "floor media switch with PostgreSQL down", 10*time.Second, func() bool {
 		for _, w := range watchers {
 			if w.Recorder().FirstFrom(signaling.SlotFloorVideo, codes[1], t0).IsZero() {
@@ -109,8 +110,8 @@ func TestPostgresOutage(t *testing.T) {
 		t.Errorf("floor switch took %v with PostgreSQL down (limit 5 s)", d)
 	}
 	t1 := time.Now()
-	send(t, r.console, signaling.TypeMute, signaling.CodeMsg{Code: codes[2]})
-	if _, err := eps[codes[2]].WaitMessage(signaling.TypeMute, t1, 5*time.Second, nil); err != nil {
+	send(t, r.console, wire.TypeMute, wire.CodeMsg{Code: codes[2]})
+	if _, err := eps[codes[2]].WaitMessage(wire.TypeMute, t1, 5*time.Second, nil); err != nil {
 		t.Fatalf("mute with PostgreSQL down: %v", err)
 	}
 	t.Logf("mute applied in %v with PostgreSQL down", time.Since(t1).Round(time.Millisecond))

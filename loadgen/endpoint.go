@@ -20,9 +20,9 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
-	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/synth/media"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Layer is one simulcast encoding an endpoint publishes.
@@ -80,7 +80,7 @@ type Endpoint struct {
 	pcs     [2]*webrtc.PeerConnection
 	remote  [2]bool
 	pending [2][]webrtc.ICECandidateInit
-	welcome chan signaling.WelcomeMsg
+	welcome chan wire.WelcomeMsg
 	answers chan string
 	offers  chan string
 
@@ -131,7 +131,7 @@ func newAPI() (*pionAPI, error) {
 // after the welcome and the publish answer (media keeps setting up).
 func Dial(ctx context.Context, api *pionAPI, o EndpointOptions) (*Endpoint, error) {
 	if o.Role == "" {
-		o.Role = signaling.RoleEndpoint
+		o.Role = wire.RoleEndpoint
 	}
 	if o.FPS == 0 {
 		o.FPS = 30
@@ -140,7 +140,7 @@ func Dial(ctx context.Context, api *pionAPI, o EndpointOptions) (*Endpoint, erro
 		o.Layers = EndpointLayers
 	}
 	e := &Endpoint{o: o, api: api, Start: time.Now(),
-		welcome: make(chan signaling.WelcomeMsg, 1), answers: make(chan string, 2), offers: make(chan string, 16),
+		welcome: make(chan wire.WelcomeMsg, 1), answers: make(chan string, 2), offers: make(chan string, 16),
 		videos: map[string]*media.Video{}, paused: map[string]bool{}, ssrcRID: map[uint32]string{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	u := strings.Replace(o.URL, "http://", "ws://", 1) + "/ws"
@@ -160,8 +160,8 @@ func Dial(ctx context.Context, api *pionAPI, o EndpointOptions) (*Endpoint, erro
 	e.wg.Add(2)
 	go e.readLoop()
 	go e.negLoop()
-	e.send(signaling.TypeJoin, signaling.JoinMsg{Role: o.Role,
-		Device: signaling.DeviceInfo{UserAgent: "opscenter-loadgen", Camera: o.Publish, Mic: o.Publish}})
+	e.send(wire.TypeJoin, wire.JoinMsg{Role: o.Role,
+		Device: wire.DeviceInfo{UserAgent: "opscenter-loadgen", Camera: o.Publish, Mic: o.Publish}})
 	select {
 	case w := <-e.welcome:
 		e.Code = w.Code
@@ -193,7 +193,7 @@ func (e *Endpoint) send(typ string, payload any) error {
 		}
 		raw = b
 	}
-	b, err := json.Marshal(signaling.Envelope{Type: typ, ID: strconv.FormatInt(e.nextID.Add(1), 10), Payload: raw})
+	b, err := json.Marshal(wire.Envelope{Type: typ, ID: strconv.FormatInt(e.nextID.Add(1), 10), Payload: raw})
 	if err != nil {
 		return err
 	}
@@ -215,21 +215,21 @@ func (e *Endpoint) readLoop() {
 		if err != nil {
 			return
 		}
-		var env signaling.Envelope
+		var env wire.Envelope
 		if json.Unmarshal(b, &env) != nil {
 			continue
 		}
 		switch env.Type {
-		case signaling.TypeWelcome:
-			var w signaling.WelcomeMsg
+		case wire.TypeWelcome:
+			var w wire.WelcomeMsg
 			if json.Unmarshal(env.Payload, &w) == nil {
 				select {
 				case e.welcome <- w:
 				default:
 				}
 			}
-		case signaling.TypeSubscriberOffer:
-			var m signaling.SDPMsg
+		case wire.TypeSubscriberOffer:
+			var m wire.SDPMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				select {
 				case e.offers <- m.SDP:
@@ -237,29 +237,29 @@ func (e *Endpoint) readLoop() {
 					return
 				}
 			}
-		case signaling.TypePublishAnswer:
-			var m signaling.SDPMsg
+		case wire.TypePublishAnswer:
+			var m wire.SDPMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				select {
 				case e.answers <- m.SDP:
 				default:
 				}
 			}
-		case signaling.TypeICECandidate:
-			var m signaling.CandidateMsg
+		case wire.TypeICECandidate:
+			var m wire.CandidateMsg
 			if json.Unmarshal(env.Payload, &m) == nil && m.Candidate != nil {
 				leg := legPub
 				if m.Target == "subscriber" {
 					leg = legSub
 				}
-				e.addCandidate(leg, *m.Candidate)
+				e.addCandidate(leg, webrtc.ICECandidateInit(*m.Candidate))
 			}
-		case signaling.TypeLayerControl:
-			var m signaling.LayerControlMsg
+		case wire.TypeLayerControl:
+			var m wire.LayerControlMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				e.setPaused(m.RID, !m.Active)
 			}
-		case signaling.TypeError:
+		case wire.TypeError:
 			e.Errors.Add(1)
 		}
 	}
@@ -300,8 +300,8 @@ func (e *Endpoint) newPC(leg int) (*webrtc.PeerConnection, error) {
 	}
 	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
 		if ci != nil {
-			j := ci.ToJSON()
-			_ = e.send(signaling.TypeICECandidate, signaling.CandidateMsg{Target: target, Candidate: &j})
+			j := wire.ICECandidateInit(ci.ToJSON())
+			_ = e.send(wire.TypeICECandidate, wire.CandidateMsg{Target: target, Candidate: &j})
 		}
 	})
 	e.mu.Lock()
@@ -346,7 +346,7 @@ func (e *Endpoint) answer(offer string) error {
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return err
 	}
-	return e.send(signaling.TypeSubscriberAnswer, signaling.SDPMsg{SDP: pc.LocalDescription().SDP})
+	return e.send(wire.TypeSubscriberAnswer, wire.SDPMsg{SDP: pc.LocalDescription().SDP})
 }
 
 // onTrack starts the lean reader of one received slot.
@@ -476,7 +476,7 @@ func (e *Endpoint) publish() error {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return err
 	}
-	if err := e.send(signaling.TypePublishOffer, signaling.SDPMsg{SDP: pc.LocalDescription().SDP}); err != nil {
+	if err := e.send(wire.TypePublishOffer, wire.SDPMsg{SDP: pc.LocalDescription().SDP}); err != nil {
 		return err
 	}
 	select {

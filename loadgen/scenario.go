@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Config is one run.
@@ -248,7 +248,7 @@ func (r *run) nonCommand(n int) []string {
 }
 
 func (r *run) program(ctx context.Context) (*Endpoint, error) {
-	return r.dial(ctx, EndpointOptions{Token: r.srv.Tokens["22"], Role: signaling.RoleConsole, Publish: true, Layers: ProgramLayers})
+	return r.dial(ctx, EndpointOptions{Token: r.srv.Tokens["22"], Role: wire.RoleConsole, Publish: true, Layers: ProgramLayers})
 }
 
 func (r *run) fanout(ctx context.Context, res *Result) error {
@@ -297,22 +297,22 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	eps, failed := r.dialMany(ctx, codes, true, 0)
 	res.JoinFailed = failed
 	res.Endpoints = len(eps)
-	console, err := r.dial(ctx, EndpointOptions{Token: r.srv.StaffTok, Role: signaling.RoleConsole})
+	console, err := r.dial(ctx, EndpointOptions{Token: r.srv.StaffTok, Role: wire.RoleConsole})
 	if err != nil {
 		return fmt.Errorf("leader console: %w", err)
 	}
-	var tiles []signaling.TileMsg
+	var tiles []wire.TileMsg
 	for i := 0; i < r.cfg.Tiles && i < len(codes); i++ {
-		tiles = append(tiles, signaling.TileMsg{Code: codes[i], Visible: true, Size: "small"})
+		tiles = append(tiles, wire.TileMsg{Code: codes[i], Visible: true, Size: "small"})
 	}
-	if err := console.Send(signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: tiles}); err != nil {
+	if err := console.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles}); err != nil {
 		return err
 	}
 	floor := 0
 	give := func() error {
 		code := codes[len(codes)-1-floor%len(codes)] // communes first
 		floor++
-		return console.Send(signaling.TypeGiveFloor, signaling.CodeMsg{Code: code})
+		return console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: code})
 	}
 	if err := give(); err != nil {
 		return err

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // do carries out one event through the API (REST as the endpoint or as a duty
@@ -150,16 +150,16 @@ func (r *runner) live(l *LiveSpec) error {
 		}
 	}
 	switch l.Action {
-	case signaling.TypeRaiseHand, signaling.TypeLowerHand:
+	case wire.TypeRaiseHand, wire.TypeLowerHand:
 		c, err := r.eps.get(l.Code, 60*time.Second)
 		if err != nil {
 			return err
 		}
-		if _, err := c.Send(l.Action, nil); err != nil {
-			return fmt.Errorf("%s: %w", l.Action, err)
+		if _, err := sendWhenUp(c, l.Action, nil); err != nil {
+			return err
 		}
 		// The hand must be in the queue before the floor is given.
-		err = client.WaitFor(func() bool { return handQueued(r.console, l.Code) == (l.Action == signaling.TypeRaiseHand) }, 10*time.Second)
+		err = client.WaitFor(func() bool { return handQueued(r.console, l.Code) == (l.Action == wire.TypeRaiseHand) }, 10*time.Second)
 		if err != nil {
 			return errors.New(l.Action + " " + l.Code + ": not seen in the hand queue")
 		}
@@ -176,11 +176,11 @@ func (r *runner) live(l *LiveSpec) error {
 
 // handQueued: whether code is in the last hand queue the console received.
 func handQueued(c *client.Client, code string) bool {
-	l := c.Messages(signaling.TypeHands)
+	l := c.Messages(wire.TypeHands)
 	if len(l) == 0 {
 		return false
 	}
-	var h signaling.HandsMsg
+	var h wire.HandsMsg
 	if json.Unmarshal(l[len(l)-1].Payload, &h) != nil {
 		return false
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/opscenter/opscenter/internal/pgembed"
 	"github.com/opscenter/opscenter/loadgen"
+	"github.com/opscenter/opscenter/synth/client"
 )
 
 // dbRig is a PostgreSQL the replay runs itself, so that --fault db-restart can
@@ -112,6 +113,9 @@ func (r *runner) killServer(ctx context.Context) error {
 	if ps, err := loadgen.ReadProc(pid); err == nil {
 		r.cpuBefore += ps.CPU
 	}
+	if fs, err := r.srv.Forward(ctx); err == nil {
+		r.fwdBefore, r.droppedBefore = fs.Packets, fs.Dropped
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill: %w", err)
 	}
@@ -160,12 +164,10 @@ func (r *runner) killServer(ctx context.Context) error {
 	return r.reconnectAll(ctx)
 }
 
-// reconnectAll brings every endpoint and the console back after a restart (the
-// ones in an outage return on their own schedule).
+// reconnectAll brings every endpoint back after a restart: the console and the
+// media endpoints restore themselves (AutoReconnect, or watch for an outage's
+// endpoint), the signalling-only ones reconnect here.
 func (r *runner) reconnectAll(ctx context.Context) error {
-	if err := r.console.Reconnect(ctx); err != nil {
-		return fmt.Errorf("console: %w", err)
-	}
 	r.eps.mu.Lock()
 	codes := make([]string, 0, len(r.eps.clients))
 	for c := range r.eps.clients {
@@ -183,7 +185,7 @@ func (r *runner) reconnectAll(ctx context.Context) error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			c, err := r.eps.get(code, time.Second)
-			if err == nil {
+			if err == nil && !r.mediaCodes[code] {
 				err = c.Reconnect(ctx)
 			}
 			if err != nil {
@@ -192,6 +194,13 @@ func (r *runner) reconnectAll(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	back := func(c *client.Client) bool {
+		st := c.State()
+		return st == client.StateConnected || st == client.StateJoined
+	}
+	if err := client.WaitFor(func() bool { return back(r.console) }, time.Minute); err != nil {
+		return fmt.Errorf("console not back: %w", err)
+	}
 	return nil
 }
 

@@ -18,33 +18,38 @@ import (
 
 // runner is one replay in progress.
 type runner struct {
-	o          Options
-	plan       *Plan
-	srv        *loadgen.Server
-	threshold  time.Duration
-	ns         uuid.UUID // namespace of this run's client ids
-	api        *apiClient
-	lead, duty *apiClient
-	sessionID  string
-	console    *client.Client
-	eps        endpoints
-	mediaCodes map[string]bool
+	o           Options
+	plan        *Plan
+	srv         *loadgen.Server
+	threshold   time.Duration
+	ns          uuid.UUID // namespace of this run's client ids
+	api         *apiClient
+	lead, duty  *apiClient
+	sessionID   string
+	console     *client.Client
+	eps         endpoints
+	mediaCodes  map[string]bool
+	outageCodes map[string]bool
 
-	t0          time.Time // real time of the session's planned start
-	clock       atomic.Int64
-	bg          sync.WaitGroup // outage returns
-	outagesBack atomic.Int64
-	down        sync.Map // code → chan struct{}, closed when its outage ends
+	t0    time.Time // real time of the session's planned start
+	clock atomic.Int64
+	bg    sync.WaitGroup // outage returns and the fault
+	down  sync.Map       // code → chan struct{}, closed when its outage ends
+	// outageMu orders a scripted drop against watch's reconnects.
+	outageMu sync.Mutex
+	playDone chan struct{} // closed when the timeline has run
 
-	db           *dbRig    // --fault db-restart: the PostgreSQL the replay runs
-	restarted    *exec.Cmd // --fault kill: the server started again
-	restartedLog *os.File
-	cpuBefore    time.Duration // CPU of a killed server
-	faultDone    atomic.Bool
-	faultGap     time.Duration // a killed server's absence, until its return
-	dropped      sync.Map      // code → time.Time its link was dropped
-	started      time.Time     // real time the play began (figures)
-	procStart    loadgen.ProcStat
+	db            *dbRig    // --fault db-restart: the PostgreSQL the replay runs
+	restarted     *exec.Cmd // --fault kill: the server started again
+	restartedLog  *os.File
+	cpuBefore     time.Duration // CPU of a killed server
+	fwdBefore     uint64        // and the packets it forwarded and dropped
+	droppedBefore uint64
+	faultDone     atomic.Bool
+	faultGap      time.Duration // a killed server's absence, until its return
+	dropped       sync.Map      // code → time.Time its link was dropped
+	started       time.Time     // real time the play began (figures)
+	procStart     loadgen.ProcStat
 
 	done, failed [numKinds]atomic.Int64
 	errMu        sync.Mutex
@@ -81,6 +86,10 @@ func barrier(k Kind) bool {
 // order on one worker; joins have their own pool (a join takes a while).
 func (r *runner) play(ctx context.Context) error {
 	r.mediaCodes = r.plan.MediaCodes(r.o.Media)
+	r.outageCodes = map[string]bool{}
+	for _, o := range r.plan.S.Outages {
+		r.outageCodes[o.Code] = true
+	}
 	const workers = 6
 	queues := make([]chan Event, workers)
 	var inflight, wg sync.WaitGroup
@@ -105,6 +114,7 @@ func (r *runner) play(ctx context.Context) error {
 		joins.Wait()
 	}()
 
+	r.playDone = make(chan struct{})
 	r.procStart, _ = loadgen.ReadProc(r.srv.PID)
 	r.started = time.Now()
 	r.t0 = time.Now().Add(time.Second)
@@ -141,6 +151,7 @@ func (r *runner) play(ctx context.Context) error {
 	}
 	inflight.Wait()
 	joins.Wait()
+	close(r.playDone)
 	r.bg.Wait()
 	return nil
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what opscenter needs on a fresh Debian machine, and nothing that is there.
 #   scripts/install-deps.sh run    PostgreSQL server binaries (embedded database)
-#   scripts/install-deps.sh test   the same, plus Chromium for the browser tests and
-#                                  ffmpeg for the recorder's tests
+#   scripts/install-deps.sh test   the same, plus Chromium for the browser tests,
+#                                  ffmpeg for the recorder's tests and TypeScript's
+#                                  tsc (npm) for the browser apps' types
 # Go modules are fetched by `go mod download`. Packages go in through apt as root.
 set -euo pipefail
 want=${1:-run}
@@ -19,6 +20,8 @@ if [ "$want" = test ]; then
   command -v iptables >/dev/null 2>&1 || need+=(iptables)
   # The recorder's tests read their WebM files back with ffprobe and make VP8 with ffmpeg.
   command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+  # The browser apps are type-checked with tsc, from npm's typescript package (below).
+  command -v tsc >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -34,6 +37,15 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+if [ "$want" = test ] && ! command -v tsc >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing tsc; run as root: npm install -g typescript" >&2
+    exit 1
+  fi
+  echo "installing: typescript (npm)"
+  npm install -g --no-audit --no-fund typescript
 fi
 
 go mod download

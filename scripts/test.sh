@@ -13,6 +13,8 @@ echo "== go vet"
 go vet ./... || exit 1
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+echo "== tsc (the browser apps' JSDoc types, web/tsconfig.json)"
+tsc --noEmit -p web || exit 1
 
 pkgs=$(go list ./... | grep -v /browsertest)
 rc=0

@@ -138,6 +138,11 @@ type Config struct {
 	// WriterIdle is how long a slot's writer goroutine waits for work before it
 	// exits; the next queued packet starts a new one (default 10 s).
 	WriterIdle time.Duration
+	// FanoutSpread: a packet's fan-out to more than this many slots is
+	// split across cores (one helper per GOMAXPROCS beyond the first,
+	// started by NewEngine), so its last datagram leaves sooner. 0 = the
+	// default (32), negative = always serial.
+	FanoutSpread int
 
 	// VNet, if set, runs all PeerConnections on this virtual network (tests).
 	// UDP/TCP muxes and TURN are not used in that case.

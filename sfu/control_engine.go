@@ -41,6 +41,7 @@ type Engine struct {
 	udpPort, tcpPort, turnPort int
 
 	rtcpTaps *rtcpTapFactory // publisher-leg RTCP readers (ingress_rtcptap.go)
+	spread   *spreader       // fan-out helpers, nil = serial fan-out (ingress_spread.go)
 
 	// forwarding counters (egress_fwdstats.go)
 	fwdPackets, fwdBytes, fwdDropped atomic.Uint64
@@ -197,6 +198,8 @@ func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error) {
 		e.closeSockets()
 		return nil, err
 	}
+	// Last, so that no failure above leaves workers behind.
+	e.spread = newSpreader(e.batch, spreadWorkers(), cfg.FanoutSpread)
 	return e, nil
 }
 
@@ -373,6 +376,7 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.wg.Wait()
+	e.spread.stop() // after the readers: nobody hands it a part any more
 	e.closeSockets()
 	if len(errs) > 0 {
 		return fmt.Errorf("sfu: close: %v", errs)

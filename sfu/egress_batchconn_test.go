@@ -68,10 +68,10 @@ func TestBatchConn(t *testing.T) {
 					t.Fatalf("datagram %d: got %x, %v", i, v, ok)
 				}
 			}
-			if b.sent != total || b.errs != 0 {
-				t.Errorf("sent %d errs %d calls %d", b.sent, b.errs, b.calls)
+			if b.sent.Load() != total || b.errs.Load() != 0 {
+				t.Errorf("sent %d errs %d calls %d", b.sent.Load(), b.errs.Load(), b.calls.Load())
 			}
-			t.Logf("%d datagrams in %d sendmmsg calls", b.sent, b.calls)
+			t.Logf("%d datagrams in %d sendmmsg calls", b.sent.Load(), b.calls.Load())
 		})
 	}
 }

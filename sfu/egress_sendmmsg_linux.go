@@ -29,7 +29,7 @@ type batchPlatform struct {
 	send     func(fd uintptr) bool
 }
 
-func (p *batchPlatform) init(b *batchConn) bool {
+func (p *batchPlatform) init(b *sendBatch) bool {
 	p.hdrs = make([]mmsghdr, maxBatch)
 	p.iovs = make([]unix.Iovec, maxBatch)
 	p.names = make([]unix.RawSockaddrInet6, maxBatch)
@@ -51,8 +51,8 @@ func (p *batchPlatform) init(b *batchConn) bool {
 // setAddr encodes the destination of message i. A destination this socket
 // cannot reach (IPv6 on an IPv4 socket) gets no address, so the kernel
 // fails that one message (EDESTADDRREQ) and flush skips it.
-func (p *batchPlatform) setAddr(b *batchConn, i int) {
-	a := b.addrs[i]
+func (p *batchPlatform) setAddr(b *batchConn, sb *sendBatch, i int) {
+	a := sb.addrs[i]
 	sa := &p.names[i]
 	*sa = unix.RawSockaddrInet6{}
 	p.hdrs[i].hdr.Namelen = 0
@@ -77,30 +77,30 @@ func (p *batchPlatform) setAddr(b *batchConn, i int) {
 // goroutine's P to another thread for its duration. A datagram the socket
 // cannot take right now (EAGAIN) goes through a normal, waiting WriteTo; one
 // that fails otherwise (e.g. an unreachable peer) is skipped.
-func (p *batchPlatform) flush(b *batchConn, n int) {
+func (p *batchPlatform) flush(b *batchConn, sb *sendBatch, n int) {
 	for i := 0; i < n; i++ {
-		p.iovs[i].SetLen(b.lens[i])
+		p.iovs[i].SetLen(sb.lens[i])
 		p.hdrs[i].len = 0
-		p.setAddr(b, i)
+		p.setAddr(b, sb, i)
 	}
 	off := 0
 	for off < n {
 		p.off, p.cnt = off, n-off
 		err := b.raw.Write(p.send)
 		sent, errno := p.sent, p.errno
-		b.calls++
+		b.calls.Add(1)
 		switch {
 		case err != nil: // socket closed
-			b.errs += uint64(n - off)
+			b.errs.Add(uint64(n - off))
 			return
 		case errno == 0 && sent > 0:
-			b.sent += uint64(sent)
+			b.sent.Add(uint64(sent))
 			off += sent
 		case errno == unix.EAGAIN:
-			b.writeOne(off)
+			b.writeOne(sb, off)
 			off++
 		default:
-			b.errs++
+			b.errs.Add(1)
 			off++
 		}
 	}

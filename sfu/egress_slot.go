@@ -170,7 +170,10 @@ func (s *Slot) syncAttachments() {
 //     slot's writer goroutine; when the queue is full the packet is dropped,
 //     and video then drops until the next keyframe (the writer re-syncs there,
 //     so the output stays continuous).
-func (s *Slot) enqueue(l *upLayer, seq uint16, flags uint8, at int64, payload []byte, ts uint32) bool {
+//
+// out is the calling spreader worker's own batch (ingress_spread.go), nil
+// for the reader itself, whose datagrams go to the socket's shared batch.
+func (s *Slot) enqueue(l *upLayer, out *sendBatch, seq uint16, flags uint8, at int64, payload []byte, ts uint32) bool {
 	video := s.kind == webrtc.RTPCodecTypeVideo
 	resync := false
 	if video && s.needResync.Load() {
@@ -184,7 +187,10 @@ func (s *Slot) enqueue(l *upLayer, seq uint16, flags uint8, at int64, payload []
 	}
 	if payload != nil && s.peer.subDirect.Load() && len(s.queue) == 0 {
 		s.wmu.Lock()
-		s.writeMedia(s.writer(), qentry{layer: l, seq: seq, flags: flags, at: at}, payload, ts, at)
+		st := s.writer()
+		st.batch = out
+		s.writeMedia(st, qentry{layer: l, seq: seq, flags: flags, at: at}, payload, ts, at)
+		st.batch = nil
 		s.wmu.Unlock()
 		if resync {
 			s.needResync.Store(false)

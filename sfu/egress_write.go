@@ -18,6 +18,11 @@ type writerState struct {
 	sgcm *srtpGCM      // AES-128-GCM legs (egress_srtpgcm.go)
 	sctx *srtp.Context // other profiles
 	out  []byte
+	// batch, while a spreader worker writes this slot (set under wmu by
+	// enqueue, nil otherwise): the worker's own sendmmsg batch, which the
+	// worker flushes at the end of its part of the fan-out. nil means the
+	// engine socket's shared batch.
+	batch *sendBatch
 }
 
 // srtpOverhead bounds what SRTP adds to a packet (GCM tag 16, CM/HMAC 10).
@@ -169,7 +174,11 @@ func (s *Slot) sendOwn(st *writerState, dl *downlink, payload []byte) bool {
 		return false
 	}
 	if addr := dl.udp.Load(); addr != nil && s.peer.e.batch != nil {
-		_, err = s.peer.e.batch.WriteTo(pkt, addr)
+		if st.batch != nil {
+			err = s.peer.e.batch.writeBatched(st.batch, pkt, addr)
+		} else {
+			_, err = s.peer.e.batch.WriteTo(pkt, addr)
+		}
 	} else {
 		_, err = dl.ep.Write(pkt)
 	}

@@ -45,6 +45,7 @@ type upLayer struct {
 	jit         float64
 
 	audioLevelID uint8
+	spread       spreadState // reader-owned: parts of a split fan-out (ingress_spread.go)
 }
 
 func (l *upLayer) active(now int64) bool {
@@ -230,20 +231,26 @@ func (l *upLayer) readLoop() {
 // Slot.enqueue). Datagrams written directly are sent in one batch when the
 // fan-out ends (batchConn), and the in-server delay of the packet (read →
 // its last datagram handed to the kernel) is recorded once per fan-out.
+// A fan-out to many slots is split across cores (ingress_spread.go); it
+// still returns only when every datagram has been handed to the kernel.
 func (l *upLayer) fanout(seq uint16, flags uint8, at int64, payload []byte, ts uint32) {
 	sp := l.slots.Load()
 	if sp == nil || len(*sp) == 0 {
 		return
 	}
 	e := l.track.e
-	e.batch.begin()
 	direct := 0
-	for _, s := range *sp {
-		if s.enqueue(l, seq, flags, at, payload, ts) {
-			direct++
+	if e.spread.split(len(*sp)) {
+		direct = e.spread.fanout(&l.spread, l, *sp, seq, flags, at, payload, ts)
+	} else {
+		e.batch.begin()
+		for _, s := range *sp {
+			if s.enqueue(l, nil, seq, flags, at, payload, ts) {
+				direct++
+			}
 		}
+		e.batch.end()
 	}
-	e.batch.end()
 	if direct > 0 {
 		e.fwdDelay.record(nanotime() - at)
 	}

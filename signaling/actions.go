@@ -2,6 +2,8 @@ package signaling
 
 import (
 	"slices"
+
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Live-session state changes. Each locks the room, changes state, tells the
@@ -13,7 +15,7 @@ import (
 
 func (r *Room) sessionLocked() string {
 	if r.sessionID == "" {
-		return ErrNoSession
+		return wire.ErrNoSession
 	}
 	return ""
 }
@@ -35,13 +37,13 @@ func (r *Room) setSession(id string) {
 		for _, m := range r.members {
 			m.hand = false
 		}
-		r.toAll(TypeFloor, FloorMsg{})
-		r.toAll(TypeHands, HandsMsg{Queue: []string{}})
-		r.toAll(TypePrivateLine, PrivateLineMsg{})
-		r.toAll(TypeRollCall, RollCallMsg{})
-		r.toAll(TypeSession, SessionMsg{State: "none"})
+		r.toAll(wire.TypeFloor, wire.FloorMsg{})
+		r.toAll(wire.TypeHands, wire.HandsMsg{Queue: []string{}})
+		r.toAll(wire.TypePrivateLine, wire.PrivateLineMsg{})
+		r.toAll(wire.TypeRollCall, wire.RollCallMsg{})
+		r.toAll(wire.TypeSession, wire.SessionMsg{State: "none"})
 	} else {
-		r.toAll(TypeSession, SessionMsg{State: "in_progress", ID: id})
+		r.toAll(wire.TypeSession, wire.SessionMsg{State: "in_progress", ID: id})
 	}
 	r.onChange()
 }
@@ -50,7 +52,7 @@ func (r *Room) setSession(id string) {
 func (r *Room) online(code string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.effective(code) != StateOffline
+	return r.effective(code) != wire.StateOffline
 }
 
 // connected reports whether an endpoint has a live connection (to deliver to).
@@ -84,7 +86,7 @@ func (r *Room) giveFloor(code string) string {
 	}
 	r.floor = code
 	c := code
-	r.toAll(TypeFloor, FloorMsg{Code: &c})
+	r.toAll(wire.TypeFloor, wire.FloorMsg{Code: &c})
 	if i := slices.Index(r.hands, code); i >= 0 {
 		r.hands = slices.Delete(r.hands, i, i+1)
 		if m := r.members[code]; m != nil {
@@ -104,7 +106,7 @@ func (r *Room) revokeFloor() string {
 		return e
 	}
 	r.floor = ""
-	r.toAll(TypeFloor, FloorMsg{})
+	r.toAll(wire.TypeFloor, wire.FloorMsg{})
 	r.onChange()
 	return ""
 }
@@ -124,7 +126,7 @@ func (r *Room) setHand(code string, up bool) string {
 		return ""
 	}
 	if up && r.sessionID == "" {
-		return ErrNoSession
+		return wire.ErrNoSession
 	}
 	m.hand = up
 	if up {
@@ -149,9 +151,9 @@ func (r *Room) setMutedLocked(code string, muted bool, by string) {
 	m := r.member(code)
 	m.muted = muted
 	m.unmuteAsked = false
-	msg := MuteMsg{Code: code, Muted: muted, By: by}
-	r.toCode(code, TypeMute, msg)
-	r.toConsolesAbout(code, TypeMute, msg)
+	msg := wire.MuteMsg{Code: code, Muted: muted, By: by}
+	r.toCode(code, wire.TypeMute, msg)
+	r.toConsolesAbout(code, wire.TypeMute, msg)
 }
 
 // muteAll mutes every known endpoint but the command room.
@@ -177,10 +179,10 @@ func (r *Room) requestUnmute(code, by string) string {
 	defer r.onState()
 	m := r.members[code]
 	if m == nil || m.conn == nil {
-		return ErrOffline
+		return wire.ErrOffline
 	}
 	m.unmuteAsked = true
-	m.conn.send(TypeUnmuteRequest, "", UnmuteRequestMsg{By: by})
+	m.conn.send(wire.TypeUnmuteRequest, "", wire.UnmuteRequestMsg{By: by})
 	return ""
 }
 
@@ -191,7 +193,7 @@ func (r *Room) unmuteAccept(code string) string {
 	defer r.onState()
 	m := r.members[code]
 	if m == nil || !m.unmuteAsked {
-		return ErrNoUnmuteAsked
+		return wire.ErrNoUnmuteAsked
 	}
 	r.setMutedLocked(code, false, "endpoint:"+code)
 	r.onChange()
@@ -224,9 +226,9 @@ func (r *Room) setPrivateLine(code string) string {
 		p = &code
 	}
 	r.privateLineToConsoles(code)
-	r.toCode(code, TypePrivateLine, PrivateLineMsg{Code: p})
+	r.toCode(code, wire.TypePrivateLine, wire.PrivateLineMsg{Code: p})
 	if prev != "" && prev != code { // the endpoint leaving the line is told too
-		r.toCode(prev, TypePrivateLine, PrivateLineMsg{Code: p})
+		r.toCode(prev, wire.TypePrivateLine, wire.PrivateLineMsg{Code: p})
 	}
 	r.onChange()
 	return ""
@@ -246,7 +248,7 @@ func (r *Room) setRollCall(on bool) string {
 		return e
 	}
 	r.rollCall = on
-	r.toAll(TypeRollCall, RollCallMsg{Active: on})
+	r.toAll(wire.TypeRollCall, wire.RollCallMsg{Active: on})
 	r.onChange()
 	return ""
 }
@@ -264,7 +266,7 @@ func (r *Room) remove(code string) *conn {
 	c := m.conn
 	if r.floor == code {
 		r.floor = ""
-		r.toAll(TypeFloor, FloorMsg{})
+		r.toAll(wire.TypeFloor, wire.FloorMsg{})
 	}
 	if r.privateLine == code {
 		r.privateLine = ""

@@ -15,6 +15,7 @@ import (
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Audio settles within this after a routing change (gating is one reconcile
@@ -49,7 +50,7 @@ func waitHears(t *testing.T, what string, c *client.Client, since time.Time, src
 	})
 }
 
-func payloadOf[T any](t *testing.T, env signaling.Envelope) T {
+func payloadOf[T any](t *testing.T, env wire.Envelope) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(env.Payload, &v); err != nil {
@@ -82,8 +83,8 @@ func TestLiveActionsE2E(t *testing.T) {
 	l := startLive(t)
 	l.startSession()
 	codes := l.communes(5)
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
 	start := time.Now()
 	eps := l.dialMany(codes)
 	for code, c := range eps {
@@ -106,11 +107,11 @@ func TestLiveActionsE2E(t *testing.T) {
 	t.Logf("%d endpoints, the command device and a leader console connected in %v", len(eps), time.Since(start))
 	// The leader console watches every endpoint large, so no layer is paused here
 	// (pausing has its own test).
-	var tiles []signaling.TileMsg
+	var tiles []wire.TileMsg
 	for _, c := range codes {
-		tiles = append(tiles, signaling.TileMsg{Code: c, Visible: true, Size: "large"})
+		tiles = append(tiles, wire.TileMsg{Code: c, Visible: true, Size: "large"})
 	}
-	send(t, lead, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: tiles})
+	send(t, lead, wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles})
 	waitT(t, "leader console tiles", 20*time.Second, func() bool {
 		for _, code := range codes {
 			ok := false
@@ -145,16 +146,16 @@ func TestLiveActionsE2E(t *testing.T) {
 	t.Run("PrivateLine", func(t *testing.T) {
 		x := codes[0]
 		t0 := time.Now()
-		send(t, lead, signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: x})
-		env, err := eps[x].WaitMessage(signaling.TypePrivateLine, t0, 5*time.Second, nil)
+		send(t, lead, wire.TypePrivateLineOpen, wire.CodeMsg{Code: x})
+		env, err := eps[x].WaitMessage(wire.TypePrivateLine, t0, 5*time.Second, nil)
 		if err != nil {
 			t.Fatalf("%s not told of its private line: %v", x, err)
 		}
-		if m := payloadOf[signaling.PrivateLineMsg](t, env); m.Code == nil || *m.Code != x {
+		if m := payloadOf[wire.PrivateLineMsg](t, env); m.Code == nil || *m.Code != x {
 			t.Errorf("%s got private_line %s", x, env.Payload)
 		}
 		for code, c := range eps {
-			if code != x && len(c.Messages(signaling.TypePrivateLine)) > 0 {
+			if code != x && len(c.Messages(wire.TypePrivateLine)) > 0 {
 				t.Errorf("%s (not on the line) was told of the private line", code)
 			}
 		}
@@ -182,9 +183,9 @@ func TestLiveActionsE2E(t *testing.T) {
 		}
 
 		t1 := time.Now()
-		send(t, lead, signaling.TypePrivateLineClose, nil)
-		if _, err := eps[x].WaitMessage(signaling.TypePrivateLine, t1, 5*time.Second, func(e signaling.Envelope) bool {
-			return payloadOf[signaling.PrivateLineMsg](t, e).Code == nil
+		send(t, lead, wire.TypePrivateLineClose, nil)
+		if _, err := eps[x].WaitMessage(wire.TypePrivateLine, t1, 5*time.Second, func(e wire.Envelope) bool {
+			return payloadOf[wire.PrivateLineMsg](t, e).Code == nil
 		}); err != nil {
 			t.Errorf("%s not told the line closed: %v", x, err)
 		}
@@ -206,10 +207,10 @@ func TestLiveActionsE2E(t *testing.T) {
 
 	t.Run("RollCall", func(t *testing.T) {
 		t0 := time.Now()
-		send(t, lead, signaling.TypeRollCallStart, nil)
+		send(t, lead, wire.TypeRollCallStart, nil)
 		for code, c := range eps {
-			if _, err := c.WaitMessage(signaling.TypeRollCall, t0, 5*time.Second, func(e signaling.Envelope) bool {
-				return payloadOf[signaling.RollCallMsg](t, e).Active
+			if _, err := c.WaitMessage(wire.TypeRollCall, t0, 5*time.Second, func(e wire.Envelope) bool {
+				return payloadOf[wire.RollCallMsg](t, e).Active
 			}); err != nil {
 				t.Errorf("%s not told of the roll call: %v", code, err)
 			}
@@ -234,9 +235,9 @@ func TestLiveActionsE2E(t *testing.T) {
 		}
 
 		t1 := time.Now()
-		send(t, lead, signaling.TypeRollCallStop, nil)
-		if _, err := lead.WaitMessage(signaling.TypeRollCall, t1, 5*time.Second, func(e signaling.Envelope) bool {
-			return !payloadOf[signaling.RollCallMsg](t, e).Active
+		send(t, lead, wire.TypeRollCallStop, nil)
+		if _, err := lead.WaitMessage(wire.TypeRollCall, t1, 5*time.Second, func(e wire.Envelope) bool {
+			return !payloadOf[wire.RollCallMsg](t, e).Active
 		}); err != nil {
 			t.Errorf("roll call stop not announced: %v", err)
 		}
@@ -255,17 +256,17 @@ func TestLiveActionsE2E(t *testing.T) {
 		x, watcher := codes[1], eps[codes[2]]
 		// Mute x, give it the floor: its video goes out, its audio does not.
 		t0 := time.Now()
-		send(t, lead, signaling.TypeMute, signaling.CodeMsg{Code: x})
-		if _, err := eps[x].WaitMessage(signaling.TypeMute, t0, 5*time.Second, nil); err != nil {
+		send(t, lead, wire.TypeMute, wire.CodeMsg{Code: x})
+		if _, err := eps[x].WaitMessage(wire.TypeMute, t0, 5*time.Second, nil); err != nil {
 			t.Fatalf("%s not told of its mute: %v", x, err)
 		}
 		// Without a request, the endpoint cannot lift its own mute.
 		t1 := time.Now()
-		send(t, eps[x], signaling.TypeUnmuteAccept, nil)
-		if _, err := eps[x].WaitError(signaling.ErrNoUnmuteAsked, t1, 5*time.Second); err != nil {
+		send(t, eps[x], wire.TypeUnmuteAccept, nil)
+		if _, err := eps[x].WaitError(wire.ErrNoUnmuteAsked, t1, 5*time.Second); err != nil {
 			t.Errorf("unmute_accept without a request: %v", err)
 		}
-		send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: x})
+		send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: x})
 		waitT(t, "floor video of "+x, 15*time.Second, func() bool {
 			return !watcher.Recorder().FirstFrom(signaling.SlotFloorVideo, x, t1).IsZero()
 		})
@@ -282,8 +283,8 @@ func TestLiveActionsE2E(t *testing.T) {
 		// A request to an endpoint that is not connected is refused, and not audited.
 		ghost := l.communes(6)[5]
 		t2 := time.Now()
-		send(t, lead, signaling.TypeRequestUnmute, signaling.CodeMsg{Code: ghost})
-		if _, err := lead.WaitError(signaling.ErrOffline, t2, 5*time.Second); err != nil {
+		send(t, lead, wire.TypeRequestUnmute, wire.CodeMsg{Code: ghost})
+		if _, err := lead.WaitError(wire.ErrOffline, t2, 5*time.Second); err != nil {
 			t.Errorf("request_unmute to offline %s: %v", ghost, err)
 		}
 		if n := auditCount(t, l, "unmute.requested", ghost); n != 0 {
@@ -291,12 +292,12 @@ func TestLiveActionsE2E(t *testing.T) {
 		}
 
 		t3 := time.Now()
-		send(t, lead, signaling.TypeRequestUnmute, signaling.CodeMsg{Code: x})
-		env, err := eps[x].WaitMessage(signaling.TypeUnmuteRequest, t3, 5*time.Second, nil)
+		send(t, lead, wire.TypeRequestUnmute, wire.CodeMsg{Code: x})
+		env, err := eps[x].WaitMessage(wire.TypeUnmuteRequest, t3, 5*time.Second, nil)
 		if err != nil {
 			t.Fatalf("%s got no unmute_request: %v", x, err)
 		}
-		if m := payloadOf[signaling.UnmuteRequestMsg](t, env); m.By != "user:lead" {
+		if m := payloadOf[wire.UnmuteRequestMsg](t, env); m.By != "user:lead" {
 			t.Errorf("unmute_request by %q, want user:lead", m.By)
 		}
 		t.Logf("unmute_request reached %s in %v", x, time.Since(t3))
@@ -306,9 +307,9 @@ func TestLiveActionsE2E(t *testing.T) {
 			t.Errorf("%s was heard before it accepted", x)
 		}
 		t4 := time.Now()
-		send(t, eps[x], signaling.TypeUnmuteAccept, nil)
-		if _, err := lead.WaitMessage(signaling.TypeMute, t4, 5*time.Second, func(e signaling.Envelope) bool {
-			m := payloadOf[signaling.MuteMsg](t, e)
+		send(t, eps[x], wire.TypeUnmuteAccept, nil)
+		if _, err := lead.WaitMessage(wire.TypeMute, t4, 5*time.Second, func(e wire.Envelope) bool {
+			m := payloadOf[wire.MuteMsg](t, e)
 			return m.Code == x && !m.Muted
 		}); err != nil {
 			t.Errorf("the console was not told %s is unmuted: %v", x, err)
@@ -324,14 +325,14 @@ func TestLiveActionsE2E(t *testing.T) {
 		t.Logf("%s (floor) heard by every endpoint and the console %v after unmute_accept", x, time.Since(t4))
 		// The request is used up: a second accept is refused.
 		t5 := time.Now()
-		send(t, eps[x], signaling.TypeUnmuteAccept, nil)
-		if _, err := eps[x].WaitError(signaling.ErrNoUnmuteAsked, t5, 5*time.Second); err != nil {
+		send(t, eps[x], wire.TypeUnmuteAccept, nil)
+		if _, err := eps[x].WaitError(wire.ErrNoUnmuteAsked, t5, 5*time.Second); err != nil {
 			t.Errorf("second unmute_accept: %v", err)
 		}
 		if n, m := auditCount(t, l, "unmute.requested", x), auditCount(t, l, "mute.lifted", x); n != 1 || m != 1 {
 			t.Errorf("audit: %d unmute.requested, %d mute.lifted for %s, want 1 and 1", n, m, x)
 		}
-		send(t, lead, signaling.TypeRevokeFloor, nil)
+		send(t, lead, wire.TypeRevokeFloor, nil)
 		w = quietWindow()
 		for code, c := range eps {
 			if hears(c, x, w) {
@@ -349,12 +350,12 @@ func TestLiveActionsE2E(t *testing.T) {
 		duty.Do("POST", "/api/v1/directives", map[string]any{"id": id, "text": "Báo cáo tiến độ bầu cử trước 11:00",
 			"targets": map[string]any{"endpoints": []string{x}}}, &dir, 201)
 		posted := time.Since(t0)
-		env, err := eps[x].WaitMessage(signaling.TypeDirective, t0, 10*time.Second, nil)
+		env, err := eps[x].WaitMessage(wire.TypeDirective, t0, 10*time.Second, nil)
 		if err != nil {
 			t.Fatalf("%s got no directive: %v", x, err)
 		}
 		var at time.Time
-		for _, m := range eps[x].Messages(signaling.TypeDirective) {
+		for _, m := range eps[x].Messages(wire.TypeDirective) {
 			if !m.At.Before(t0) {
 				at = m.At
 				break
@@ -365,7 +366,7 @@ func TestLiveActionsE2E(t *testing.T) {
 		if d > 5*time.Second {
 			t.Errorf("directive took %v to reach %s", d, x)
 		}
-		m := payloadOf[signaling.DirectiveMsg](t, env)
+		m := payloadOf[wire.DirectiveMsg](t, env)
 		var doc struct {
 			ID          string   `json:"id"`
 			Text        string   `json:"text"`
@@ -395,11 +396,11 @@ func TestLiveActionsE2E(t *testing.T) {
 		// Nobody else was sent it.
 		time.Sleep(500 * time.Millisecond)
 		for code, c := range eps {
-			if code != x && len(c.Messages(signaling.TypeDirective)) > 0 {
+			if code != x && len(c.Messages(wire.TypeDirective)) > 0 {
 				t.Errorf("%s (not a target) received the directive", code)
 			}
 		}
-		if len(eps[other].Messages(signaling.TypeDirective)) != 0 {
+		if len(eps[other].Messages(wire.TypeDirective)) != 0 {
 			t.Errorf("%s received a directive", other)
 		}
 	})
@@ -407,19 +408,19 @@ func TestLiveActionsE2E(t *testing.T) {
 	t.Run("Remove", func(t *testing.T) {
 		y := codes[4]
 		t0 := time.Now()
-		send(t, eps[y], signaling.TypeRaiseHand, nil)
-		if _, err := lead.WaitMessage(signaling.TypeHands, t0, 5*time.Second, func(e signaling.Envelope) bool {
-			return slices.Contains(payloadOf[signaling.HandsMsg](t, e).Queue, y)
+		send(t, eps[y], wire.TypeRaiseHand, nil)
+		if _, err := lead.WaitMessage(wire.TypeHands, t0, 5*time.Second, func(e wire.Envelope) bool {
+			return slices.Contains(payloadOf[wire.HandsMsg](t, e).Queue, y)
 		}); err != nil {
 			t.Fatalf("hand of %s not queued: %v", y, err)
 		}
 		t1 := time.Now()
-		send(t, lead, signaling.TypeRemove, signaling.CodeMsg{Code: y})
-		env, err := eps[y].WaitMessage(signaling.TypeRemoved, t1, 5*time.Second, nil)
+		send(t, lead, wire.TypeRemove, wire.CodeMsg{Code: y})
+		env, err := eps[y].WaitMessage(wire.TypeRemoved, t1, 5*time.Second, nil)
 		if err != nil {
 			t.Fatalf("%s not told it was removed: %v", y, err)
 		}
-		if m := payloadOf[signaling.RemovedMsg](t, env); m.By != "user:lead" {
+		if m := payloadOf[wire.RemovedMsg](t, env); m.By != "user:lead" {
 			t.Errorf("removed by %q", m.By)
 		}
 		var status int
@@ -433,17 +434,17 @@ func TestLiveActionsE2E(t *testing.T) {
 			t.Errorf("close status %d, want %d", status, signaling.StatusRemoved)
 		}
 		waitT(t, y+" offline", 5*time.Second, func() bool {
-			return l.a.Live.Presence(y) == signaling.StateOffline
+			return l.a.Live.Presence(y) == wire.StateOffline
 		})
 		t.Logf("%s offline %v after remove", y, time.Since(t1))
-		if _, err := lead.WaitMessage(signaling.TypePresence, t1, 5*time.Second, func(e signaling.Envelope) bool {
-			m := payloadOf[signaling.PresenceMsg](t, e)
-			return m.Code == y && m.State == signaling.StateOffline
+		if _, err := lead.WaitMessage(wire.TypePresence, t1, 5*time.Second, func(e wire.Envelope) bool {
+			m := payloadOf[wire.PresenceMsg](t, e)
+			return m.Code == y && m.State == wire.StateOffline
 		}); err != nil {
 			t.Errorf("consoles not told %s is offline: %v", y, err)
 		}
-		if _, err := lead.WaitMessage(signaling.TypeHands, t1, 5*time.Second, func(e signaling.Envelope) bool {
-			return !slices.Contains(payloadOf[signaling.HandsMsg](t, e).Queue, y)
+		if _, err := lead.WaitMessage(wire.TypeHands, t1, 5*time.Second, func(e wire.Envelope) bool {
+			return !slices.Contains(payloadOf[wire.HandsMsg](t, e).Queue, y)
 		}); err != nil {
 			t.Errorf("hand of %s not cleared: %v", y, err)
 		}
@@ -455,7 +456,7 @@ func TestLiveActionsE2E(t *testing.T) {
 		for _, e := range list.Endpoints {
 			if e.Code == y {
 				found = true
-				if e.Presence != signaling.StateOffline {
+				if e.Presence != wire.StateOffline {
 					t.Errorf("GET /api/v1/endpoints shows %s %s", y, e.Presence)
 				}
 			}
@@ -482,42 +483,42 @@ func TestLiveActionsE2E(t *testing.T) {
 	t.Run("SessionEnd", func(t *testing.T) {
 		a, b, c := codes[0], codes[1], codes[2]
 		t0 := time.Now()
-		send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: a})
-		send(t, eps[b], signaling.TypeRaiseHand, nil)
-		send(t, lead, signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: c})
+		send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: a})
+		send(t, eps[b], wire.TypeRaiseHand, nil)
+		send(t, lead, wire.TypePrivateLineOpen, wire.CodeMsg{Code: c})
 		waitT(t, "floor, hand and line applied", 15*time.Second, func() bool {
-			_, e1 := lead.WaitMessage(signaling.TypeHands, t0, 0, func(e signaling.Envelope) bool {
-				return slices.Contains(payloadOf[signaling.HandsMsg](t, e).Queue, b)
+			_, e1 := lead.WaitMessage(wire.TypeHands, t0, 0, func(e wire.Envelope) bool {
+				return slices.Contains(payloadOf[wire.HandsMsg](t, e).Queue, b)
 			})
 			return e1 == nil && hears(lead, c, t0) && hears(eps[b], a, t0)
 		})
 
 		t1 := time.Now()
-		send(t, lead, signaling.TypeSessionEnd, nil)
+		send(t, lead, wire.TypeSessionEnd, nil)
 		for code, cl := range eps {
-			if _, err := cl.WaitMessage(signaling.TypeSession, t1, 10*time.Second, func(e signaling.Envelope) bool {
-				return payloadOf[signaling.SessionMsg](t, e).State == "none"
+			if _, err := cl.WaitMessage(wire.TypeSession, t1, 10*time.Second, func(e wire.Envelope) bool {
+				return payloadOf[wire.SessionMsg](t, e).State == "none"
 			}); err != nil {
 				t.Fatalf("%s not told the session ended: %v", code, err)
 			}
-			if _, err := cl.WaitMessage(signaling.TypeFloor, t1, 5*time.Second, func(e signaling.Envelope) bool {
-				return payloadOf[signaling.FloorMsg](t, e).Code == nil
+			if _, err := cl.WaitMessage(wire.TypeFloor, t1, 5*time.Second, func(e wire.Envelope) bool {
+				return payloadOf[wire.FloorMsg](t, e).Code == nil
 			}); err != nil {
 				t.Errorf("%s: floor not cleared: %v", code, err)
 			}
-			if _, err := cl.WaitMessage(signaling.TypeHands, t1, 5*time.Second, func(e signaling.Envelope) bool {
-				return len(payloadOf[signaling.HandsMsg](t, e).Queue) == 0
+			if _, err := cl.WaitMessage(wire.TypeHands, t1, 5*time.Second, func(e wire.Envelope) bool {
+				return len(payloadOf[wire.HandsMsg](t, e).Queue) == 0
 			}); err != nil {
 				t.Errorf("%s: hands not cleared: %v", code, err)
 			}
 		}
-		if _, err := lead.WaitMessage(signaling.TypePrivateLine, t1, 5*time.Second, func(e signaling.Envelope) bool {
-			return payloadOf[signaling.PrivateLineMsg](t, e).Code == nil
+		if _, err := lead.WaitMessage(wire.TypePrivateLine, t1, 5*time.Second, func(e wire.Envelope) bool {
+			return payloadOf[wire.PrivateLineMsg](t, e).Code == nil
 		}); err != nil {
 			t.Errorf("private line not cleared for the console: %v", err)
 		}
 		t.Logf("session_end announced to all in %v", time.Since(t1))
-		if e, err := lead.WaitMessage(signaling.TypeError, t0, 0, nil); err == nil {
+		if e, err := lead.WaitMessage(wire.TypeError, t0, 0, nil); err == nil {
 			t.Errorf("the leader got an error: %s", e.Payload)
 		}
 		// The store: the session is ended.
@@ -544,7 +545,7 @@ func TestLiveActionsE2E(t *testing.T) {
 			}
 			// Still connected: paused and resumed layers are never taken for loss
 			// (the synthetic publisher, like a browser, leaves no sequence gap).
-			if p := l.a.Live.Presence(code); p != signaling.StateConnected {
+			if p := l.a.Live.Presence(code); p != wire.StateConnected {
 				st := l.a.Live.Engine().Peer(cl.Welcome().PeerID).Stats()
 				t.Errorf("%s presence %s after session_end, want connected (publisher recent loss %.3f, layers:%s)",
 					code, p, st.Publisher.RecentLoss, layersString(st.Video))
@@ -561,8 +562,8 @@ func TestLiveActionsE2E(t *testing.T) {
 		}
 		// The connections still work: a ping is answered.
 		t2 := time.Now()
-		send(t, eps[a], signaling.TypePing, nil)
-		if _, err := eps[a].WaitMessage(signaling.TypePong, t2, 5*time.Second, nil); err != nil {
+		send(t, eps[a], wire.TypePing, nil)
+		if _, err := eps[a].WaitMessage(wire.TypePong, t2, 5*time.Second, nil); err != nil {
 			t.Errorf("%s: no pong after session_end: %v", a, err)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // outMsg is one entry of a connection's send queue. With a close code, the writer
@@ -79,7 +80,7 @@ func encode(typ, id string, payload any) []byte {
 		}
 		raw = b
 	}
-	b, err := json.Marshal(Envelope{Type: typ, ID: id, Payload: raw})
+	b, err := json.Marshal(wire.Envelope{Type: typ, ID: id, Payload: raw})
 	if err != nil {
 		panic(fmt.Sprintf("signaling: marshal envelope: %v", err))
 	}
@@ -101,7 +102,7 @@ func (c *conn) sendRaw(b []byte) {
 
 // sendErr queues an error message.
 func (c *conn) sendErr(code, msg, id string) {
-	c.send(TypeError, id, ErrorMsg{Code: code, Message: msg, ID: id})
+	c.send(wire.TypeError, id, wire.ErrorMsg{Code: code, Message: msg, ID: id})
 }
 
 // closeAfter queues a close (after everything already queued, such as an error).
@@ -186,23 +187,23 @@ func (c *conn) readLoop() {
 			return
 		}
 		if int64(len(b)) > max {
-			c.sendErr(ErrTooLarge, fmt.Sprintf("message over %d bytes; closing", max), "")
+			c.sendErr(wire.ErrTooLarge, fmt.Sprintf("message over %d bytes; closing", max), "")
 			c.closeAfter(websocket.StatusMessageTooBig, "message too big")
 			closing = true
 			return
 		}
 		if typ != websocket.MessageText {
-			c.sendErr(ErrBadJSON, "binary messages are not accepted", "")
+			c.sendErr(wire.ErrBadJSON, "binary messages are not accepted", "")
 			continue
 		}
 		if now := time.Now(); !tb.take(now) {
 			if !abuse.take(now) {
-				c.sendErr(ErrRateLimited, "message rate abuse; closing", envelopeID(b))
+				c.sendErr(wire.ErrRateLimited, "message rate abuse; closing", envelopeID(b))
 				c.closeAfter(websocket.StatusPolicyViolation, "rate limit")
 				closing = true
 				return
 			}
-			c.sendErr(ErrRateLimited, fmt.Sprintf("over %.0f messages per second; message dropped", c.svc.cfg.RatePerSecond), envelopeID(b))
+			c.sendErr(wire.ErrRateLimited, fmt.Sprintf("over %.0f messages per second; message dropped", c.svc.cfg.RatePerSecond), envelopeID(b))
 			continue
 		}
 		select {
@@ -294,37 +295,37 @@ func perr(code, format string, args ...any) error {
 
 // dispatch decodes one message and runs its handler.
 func (c *conn) dispatch(b []byte) {
-	var env Envelope
+	var env wire.Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
-		c.sendErr(ErrBadJSON, "malformed JSON: "+err.Error(), "")
+		c.sendErr(wire.ErrBadJSON, "malformed JSON: "+err.Error(), "")
 		return
 	}
 	h, ok := handlers[env.Type]
 	if !ok {
-		c.sendErr(ErrUnknownType, fmt.Sprintf("unknown message type %q", env.Type), env.ID)
+		c.sendErr(wire.ErrUnknownType, fmt.Sprintf("unknown message type %q", env.Type), env.ID)
 		return
 	}
 	var err error
 	switch {
 	case h.joined && !c.joined:
-		err = perr(ErrNotJoined, "send join first")
+		err = perr(wire.ErrNotJoined, "send join first")
 	case h.leader && !c.leader && c.p.Scoped():
-		err = perr(ErrForbidden, "%s is session control, which stays with the province: district %s's staff cannot use it", env.Type, c.p.District)
+		err = perr(wire.ErrForbidden, "%s is session control, which stays with the province: district %s's staff cannot use it", env.Type, c.p.District)
 	case h.leader && !c.leader:
-		err = perr(ErrForbidden, "%s needs a leader's console", env.Type)
+		err = perr(wire.ErrForbidden, "%s needs a leader's console", env.Type)
 	default:
 		err = h.fn(c, &env)
 	}
 	if err == nil {
 		if env.ID != "" && !h.replies {
-			c.send(TypeAck, env.ID, AckMsg{Type: env.Type})
+			c.send(wire.TypeAck, env.ID, wire.AckMsg{Type: env.Type})
 		}
 		return
 	}
 	var pe *protoError
 	if !errors.As(err, &pe) {
 		c.svc.log.Error("signaling: handler failed", "type", env.Type, "peer", c.peerID, "err", err)
-		pe = &protoError{ErrInternal, "internal error"}
+		pe = &protoError{wire.ErrInternal, "internal error"}
 	}
 	c.sendErr(pe.code, pe.msg, env.ID)
 }

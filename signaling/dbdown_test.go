@@ -14,6 +14,7 @@ import (
 	"github.com/opscenter/opscenter/internal/app/apptest"
 	"github.com/opscenter/opscenter/internal/pgembed"
 	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // While PostgreSQL is stopped, live actions still apply at once (the media
@@ -38,13 +39,13 @@ func TestLiveActionsWhileDatabaseDown(t *testing.T) {
 	l := &live{t: t, a: a, leader: a.User("lead", auth.RoleLeader)}
 	l.startSession()
 	codes := l.communes(3)
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
 	_ = cmd
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
 	eps := l.dialMany(codes)
 	watcher := eps[codes[2]]
 
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[0]})
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: codes[0]})
 	waitT(t, "floor to "+codes[0], 15*time.Second, func() bool {
 		return !watcher.Recorder().FirstFrom(signaling.SlotFloorVideo, codes[0], time.Time{}).IsZero()
 	})
@@ -57,7 +58,7 @@ func TestLiveActionsWhileDatabaseDown(t *testing.T) {
 
 	// The floor moves and the media follows, with the database away.
 	t0 := time.Now()
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[1]})
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: codes[1]})
 	d := waitT(t, "floor media switch with the database down", 10*time.Second, func() bool {
 		return !watcher.Recorder().FirstFrom(signaling.SlotFloorVideo, codes[1], t0).IsZero()
 	})
@@ -66,13 +67,13 @@ func TestLiveActionsWhileDatabaseDown(t *testing.T) {
 		t.Errorf("floor switch took %v with the database down", d)
 	}
 	t1 := time.Now()
-	send(t, lead, signaling.TypeMute, signaling.CodeMsg{Code: codes[2]})
-	if _, err := watcher.WaitMessage(signaling.TypeMute, t1, 5*time.Second, nil); err != nil {
+	send(t, lead, wire.TypeMute, wire.CodeMsg{Code: codes[2]})
+	if _, err := watcher.WaitMessage(wire.TypeMute, t1, 5*time.Second, nil); err != nil {
 		t.Fatalf("mute did not apply with the database down: %v", err)
 	}
 	t.Logf("mute applied in %v with PostgreSQL down", time.Since(t1))
-	send(t, lead, signaling.TypeRevokeFloor, nil)
-	if _, err := watcher.WaitMessage(signaling.TypeFloor, time.Now().Add(-time.Second), 5*time.Second, func(e signaling.Envelope) bool {
+	send(t, lead, wire.TypeRevokeFloor, nil)
+	if _, err := watcher.WaitMessage(wire.TypeFloor, time.Now().Add(-time.Second), 5*time.Second, func(e wire.Envelope) bool {
 		return string(e.Payload) == "{}" || string(e.Payload) == `{"code":null}`
 	}); err != nil {
 		t.Fatalf("revoke did not apply: %v", err)

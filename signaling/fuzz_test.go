@@ -18,6 +18,7 @@ import (
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // fuzzService is a Service without a database or WebSocket: a real media engine
@@ -70,10 +71,10 @@ func fuzzConn(s *Service, p auth.Principal) *conn {
 // endpoint), with its media peer.
 func joinedConn(t testing.TB, s *Service, leader bool) *conn {
 	p := auth.Principal{EndpointCode: "07192"}
-	role := RoleEndpoint
+	role := wire.RoleEndpoint
 	if leader {
 		p = auth.Principal{UserID: 1, Username: "lead", Role: auth.RoleLeader}
-		role = RoleConsole
+		role = wire.RoleConsole
 	}
 	c := fuzzConn(s, p)
 	c.dispatch([]byte(fmt.Sprintf(`{"type":"join","id":"j","payload":{"role":%q}}`, role)))
@@ -84,15 +85,15 @@ func joinedConn(t testing.TB, s *Service, leader bool) *conn {
 	return c
 }
 
-func drainAll(c *conn) []Envelope {
-	var out []Envelope
+func drainAll(c *conn) []wire.Envelope {
+	var out []wire.Envelope
 	for {
 		m, ok := c.out.pop()
 		if !ok {
 			return out
 		}
 		if m.data != nil {
-			var env Envelope
+			var env wire.Envelope
 			_ = json.Unmarshal(m.data, &env)
 			out = append(out, env)
 		}
@@ -110,11 +111,11 @@ func closeConn(c *conn) {
 	}
 }
 
-func errorsIn(envs []Envelope) []ErrorMsg {
-	var out []ErrorMsg
+func errorsIn(envs []wire.Envelope) []wire.ErrorMsg {
+	var out []wire.ErrorMsg
 	for _, e := range envs {
-		if e.Type == TypeError {
-			var m ErrorMsg
+		if e.Type == wire.TypeError {
+			var m wire.ErrorMsg
 			_ = json.Unmarshal(e.Payload, &m)
 			out = append(out, m)
 		}
@@ -153,7 +154,7 @@ func FuzzEnvelope(f *testing.F) {
 	capMinimize()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := fuzzService(t)
-		var probe Envelope
+		var probe wire.Envelope
 		bad := json.Unmarshal(b, &probe) != nil
 		_, known := handlers[probe.Type]
 		for _, mk := range []func() *conn{
@@ -165,14 +166,14 @@ func FuzzEnvelope(f *testing.F) {
 			c.dispatch(b)
 			errs := errorsIn(drainAll(c))
 			closeConn(c)
-			if bad && (len(errs) == 0 || errs[0].Code != ErrBadJSON) {
+			if bad && (len(errs) == 0 || errs[0].Code != wire.ErrBadJSON) {
 				t.Fatalf("malformed JSON %q answered with %v", b, errs)
 			}
-			if !bad && !known && (len(errs) == 0 || errs[0].Code != ErrUnknownType) {
+			if !bad && !known && (len(errs) == 0 || errs[0].Code != wire.ErrUnknownType) {
 				t.Fatalf("unknown type %q answered with %v", probe.Type, errs)
 			}
 			for _, e := range errs {
-				if e.Code == ErrInternal {
+				if e.Code == wire.ErrInternal {
 					t.Fatalf("%q caused an internal error: %s", b, e.Message)
 				}
 			}
@@ -220,21 +221,21 @@ func FuzzPublishOfferSDP(f *testing.F) {
 		// its transceivers piled up): execs slowed to a halt under -fuzz.
 		pub := joinedConn(t, s, false)
 		defer closeConn(pub)
-		var envs []Envelope
+		var envs []wire.Envelope
 		watchdog(t, 10*time.Second, func() {
-			msg, _ := json.Marshal(Envelope{Type: TypePublishOffer, ID: "o", Payload: mustMarshal(SDPMsg{SDP: sdp})})
+			msg, _ := json.Marshal(wire.Envelope{Type: wire.TypePublishOffer, ID: "o", Payload: mustMarshal(wire.SDPMsg{SDP: sdp})})
 			pub.dispatch(msg)
 			envs = drainAll(pub)
 		})
 		answered := false
 		for _, e := range envs {
-			if e.Type == TypePublishAnswer {
+			if e.Type == wire.TypePublishAnswer {
 				answered = true
 			}
 		}
 		errs := errorsIn(envs)
 		for _, e := range errs {
-			if e.Code != ErrInvalidSDP && e.Code != ErrBadState {
+			if e.Code != wire.ErrInvalidSDP && e.Code != wire.ErrBadState {
 				t.Fatalf("SDP %q answered with %s: %s", sdp, e.Code, e.Message)
 			}
 		}
@@ -245,12 +246,12 @@ func FuzzPublishOfferSDP(f *testing.F) {
 			return // a later offer must keep its sections: not comparable with good
 		}
 		watchdog(t, 10*time.Second, func() {
-			msg, _ := json.Marshal(Envelope{Type: TypePublishOffer, ID: "v", Payload: mustMarshal(SDPMsg{SDP: good})})
+			msg, _ := json.Marshal(wire.Envelope{Type: wire.TypePublishOffer, ID: "v", Payload: mustMarshal(wire.SDPMsg{SDP: good})})
 			pub.dispatch(msg)
 			envs = drainAll(pub)
 		})
 		for _, e := range envs {
-			if e.Type == TypePublishAnswer && e.ID == "v" {
+			if e.Type == wire.TypePublishAnswer && e.ID == "v" {
 				return
 			}
 		}

@@ -12,11 +12,12 @@ import (
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // handler is one message type's entry: its function and what it requires.
 type handler struct {
-	fn     func(*conn, *Envelope) error
+	fn     func(*conn, *wire.Envelope) error
 	joined bool // needs a prior join
 	// replies: the handler answers with the request's id itself (welcome, pong,
 	// publish_answer, leave's ack); every other success is acknowledged with ack.
@@ -25,14 +26,14 @@ type handler struct {
 }
 
 // on adapts a typed handler: the payload is decoded strictly into T.
-func on[T any](f func(c *conn, id string, p *T) error) func(*conn, *Envelope) error {
-	return func(c *conn, env *Envelope) error {
+func on[T any](f func(c *conn, id string, p *T) error) func(*conn, *wire.Envelope) error {
+	return func(c *conn, env *wire.Envelope) error {
 		var p T
 		if len(env.Payload) > 0 && !bytes.Equal(env.Payload, []byte("null")) {
 			dec := json.NewDecoder(bytes.NewReader(env.Payload))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&p); err != nil {
-				return perr(ErrBadPayload, "%s payload: %v", env.Type, err)
+				return perr(wire.ErrBadPayload, "%s payload: %v", env.Type, err)
 			}
 		}
 		return f(c, env.ID, &p)
@@ -49,62 +50,62 @@ func leader[T any](f func(*conn, string, *T) error) handler {
 
 // handlers maps every client message type to its handler.
 var handlers = map[string]handler{
-	TypeJoin:             {fn: on(onJoin), replies: true},
-	TypePing:             {fn: on(onPing), replies: true},
-	TypeLeave:            {fn: on(onLeave), replies: true},
-	TypePublishOffer:     {fn: on(onPublishOffer), joined: true, replies: true},
-	TypeSubscriberAnswer: joined(onSubscriberAnswer),
-	TypeICECandidate:     joined(onICECandidate),
-	TypeICERestart:       joined(onICERestart),
-	TypeMuteState:        joined(onMuteState),
-	TypeRaiseHand:        joined(onRaiseHand),
-	TypeLowerHand:        joined(onLowerHand),
-	TypeLayerRequest:     joined(onLayerRequest),
-	TypeVisibility:       joined(onVisibility),
-	TypeUnmuteAccept:     joined(onUnmuteAccept),
-	TypeGiveFloor:        leader(onGiveFloor),
-	TypeRevokeFloor:      leader(onRevokeFloor),
-	TypeMute:             leader(onMute),
-	TypeMuteAll:          leader(onMuteAll),
-	TypeRequestUnmute:    leader(onRequestUnmute),
-	TypePrivateLineOpen:  leader(onPrivateLineOpen),
-	TypePrivateLineClose: leader(onPrivateLineClose),
-	TypeRollCallStart:    leader(onRollCallStart),
-	TypeRollCallStop:     leader(onRollCallStop),
-	TypeRemove:           leader(onRemove),
-	TypeSessionEnd:       leader(onSessionEnd),
+	wire.TypeJoin:             {fn: on(onJoin), replies: true},
+	wire.TypePing:             {fn: on(onPing), replies: true},
+	wire.TypeLeave:            {fn: on(onLeave), replies: true},
+	wire.TypePublishOffer:     {fn: on(onPublishOffer), joined: true, replies: true},
+	wire.TypeSubscriberAnswer: joined(onSubscriberAnswer),
+	wire.TypeICECandidate:     joined(onICECandidate),
+	wire.TypeICERestart:       joined(onICERestart),
+	wire.TypeMuteState:        joined(onMuteState),
+	wire.TypeRaiseHand:        joined(onRaiseHand),
+	wire.TypeLowerHand:        joined(onLowerHand),
+	wire.TypeLayerRequest:     joined(onLayerRequest),
+	wire.TypeVisibility:       joined(onVisibility),
+	wire.TypeUnmuteAccept:     joined(onUnmuteAccept),
+	wire.TypeGiveFloor:        leader(onGiveFloor),
+	wire.TypeRevokeFloor:      leader(onRevokeFloor),
+	wire.TypeMute:             leader(onMute),
+	wire.TypeMuteAll:          leader(onMuteAll),
+	wire.TypeRequestUnmute:    leader(onRequestUnmute),
+	wire.TypePrivateLineOpen:  leader(onPrivateLineOpen),
+	wire.TypePrivateLineClose: leader(onPrivateLineClose),
+	wire.TypeRollCallStart:    leader(onRollCallStart),
+	wire.TypeRollCallStop:     leader(onRollCallStop),
+	wire.TypeRemove:           leader(onRemove),
+	wire.TypeSessionEnd:       leader(onSessionEnd),
 }
 
 // ---- connection and media ----
 
-func onJoin(c *conn, id string, m *JoinMsg) error {
+func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 	if c.joined {
-		return perr(ErrAlreadyJoined, "this connection has already joined")
+		return perr(wire.ErrAlreadyJoined, "this connection has already joined")
 	}
 	switch {
 	case m.Role == "":
-		return perr(ErrMissingRole, `join needs a role: "endpoint" or "console"`)
-	case m.Role != RoleEndpoint && m.Role != RoleConsole:
-		return perr(ErrBadPayload, "unknown role %q", m.Role)
+		return perr(wire.ErrMissingRole, `join needs a role: "endpoint" or "console"`)
+	case m.Role != wire.RoleEndpoint && m.Role != wire.RoleConsole:
+		return perr(wire.ErrBadPayload, "unknown role %q", m.Role)
 	}
 	n := c.svc.seq.Add(1)
 	if c.p.IsEndpoint() {
 		c.code = c.p.EndpointCode
-		c.role = RoleEndpoint
+		c.role = wire.RoleEndpoint
 		if c.code == CommandCode { // the command room's device: console and program
-			c.role, c.program = RoleConsole, true
-		} else if m.Role == RoleConsole {
-			return perr(ErrForbidden, "only the command room may join as a console")
+			c.role, c.program = wire.RoleConsole, true
+		} else if m.Role == wire.RoleConsole {
+			return perr(wire.ErrForbidden, "only the command room may join as a console")
 		}
 		c.peerID = fmt.Sprintf("%s#%d", c.code, n)
 	} else {
-		if m.Role != RoleConsole {
-			return perr(ErrForbidden, "staff join as a console")
+		if m.Role != wire.RoleConsole {
+			return perr(wire.ErrForbidden, "staff join as a console")
 		}
 		if !c.p.Can(auth.CapRead) {
-			return perr(ErrForbidden, "your role cannot watch the session")
+			return perr(wire.ErrForbidden, "your role cannot watch the session")
 		}
-		c.code, c.role = CommandCode, RoleConsole
+		c.code, c.role = CommandCode, wire.RoleConsole
 		c.scope = c.svc.scopeOf(c.p)
 		c.leader = c.p.Can(auth.CapRunSession)
 		c.program = c.leader
@@ -125,7 +126,7 @@ func onJoin(c *conn, id string, m *JoinMsg) error {
 		}
 	}
 	peer.OnCandidate(func(t sfu.Target, ci *webrtc.ICECandidateInit) {
-		c.send(TypeICECandidate, "", CandidateMsg{Target: t.String(), Candidate: ci})
+		c.send(wire.TypeICECandidate, "", wire.CandidateMsg{Target: t.String(), Candidate: (*wire.ICECandidateInit)(ci)})
 	})
 	peer.OnNegotiationNeeded(func() { c.post(func() { c.negotiate(false) }) })
 	c.joined = true
@@ -134,9 +135,9 @@ func onJoin(c *conn, id string, m *JoinMsg) error {
 
 	old := c.svc.room.join(c)
 	if old != nil {
-		old.send(TypeReplaced, "", ReplacedMsg{You: "old", Reason: "a newer device joined with the same credential"})
+		old.send(wire.TypeReplaced, "", wire.ReplacedMsg{You: "old", Reason: "a newer device joined with the same credential"})
 		old.closeAfter(StatusReplaced, "replaced by a newer device")
-		c.send(TypeReplaced, "", ReplacedMsg{You: "new", Reason: "an older device with the same credential was disconnected"})
+		c.send(wire.TypeReplaced, "", wire.ReplacedMsg{You: "new", Reason: "an older device with the same credential was disconnected"})
 	}
 	c.svc.room.welcome(c, id, old != nil, c.svc.iceServers(c.peerID))
 	c.negotiate(false)
@@ -153,14 +154,14 @@ const StatusRemoved websocket.StatusCode = 4001
 // it needs the new link to come back.
 const StatusCredentialRevoked websocket.StatusCode = 4003
 
-func onPing(c *conn, id string, _ *Empty) error {
-	c.send(TypePong, id, Empty{})
+func onPing(c *conn, id string, _ *wire.Empty) error {
+	c.send(wire.TypePong, id, wire.Empty{})
 	return nil
 }
 
-func onLeave(c *conn, id string, _ *Empty) error {
+func onLeave(c *conn, id string, _ *wire.Empty) error {
 	if id != "" { // before the close, which stops sending
-		c.send(TypeAck, id, AckMsg{Type: TypeLeave})
+		c.send(wire.TypeAck, id, wire.AckMsg{Type: wire.TypeLeave})
 	}
 	c.clean.Store(true)
 	c.closeAfter(websocket.StatusNormalClosure, "bye")
@@ -181,48 +182,48 @@ func (c *conn) negotiate(iceRestart bool) {
 	if err != nil {
 		if !errors.Is(err, sfu.ErrClosed) {
 			c.svc.log.Error("signaling: subscriber offer", "peer", c.peerID, "err", err)
-			c.sendErr(ErrInternal, "cannot create the subscriber offer", "")
+			c.sendErr(wire.ErrInternal, "cannot create the subscriber offer", "")
 		}
 		return
 	}
 	c.offerOut, c.subOffer = true, sdp
-	c.send(TypeSubscriberOffer, "", SDPMsg{SDP: sdp})
+	c.send(wire.TypeSubscriberOffer, "", wire.SDPMsg{SDP: sdp})
 }
 
 func sdpError(err error) error {
 	if errors.Is(err, sfu.ErrInvalidSDP) {
-		return perr(ErrInvalidSDP, "%v", err)
+		return perr(wire.ErrInvalidSDP, "%v", err)
 	}
 	if errors.Is(err, sfu.ErrBadState) {
-		return perr(ErrBadState, "%v", err)
+		return perr(wire.ErrBadState, "%v", err)
 	}
 	return err
 }
 
 // onPublishOffer checks the offer (sdpcheck.go) before the publisher leg sees it:
 // a refused offer leaves the leg as it was.
-func onPublishOffer(c *conn, id string, m *SDPMsg) error {
+func onPublishOffer(c *conn, id string, m *wire.SDPMsg) error {
 	if err := checkOffer(m.SDP, c.pubOffer, c.pubAnswer); err != nil {
-		return perr(ErrInvalidSDP, "publish offer: %v", err)
+		return perr(wire.ErrInvalidSDP, "publish offer: %v", err)
 	}
 	answer, err := c.peer.PublishOffer(m.SDP)
 	if err != nil {
 		return sdpError(err)
 	}
 	c.pubOffer, c.pubAnswer = m.SDP, answer
-	c.send(TypePublishAnswer, id, SDPMsg{SDP: answer})
+	c.send(wire.TypePublishAnswer, id, wire.SDPMsg{SDP: answer})
 	return nil
 }
 
 // onSubscriberAnswer checks the answer against our outstanding offer before the
 // subscriber leg sees it: a refused answer leaves the offer outstanding, so the
 // client can still send the right one.
-func onSubscriberAnswer(c *conn, _ string, m *SDPMsg) error {
+func onSubscriberAnswer(c *conn, _ string, m *wire.SDPMsg) error {
 	if !c.offerOut {
-		return perr(ErrBadState, "no subscriber offer is outstanding")
+		return perr(wire.ErrBadState, "no subscriber offer is outstanding")
 	}
 	if err := checkAnswer(m.SDP, c.subOffer); err != nil {
-		return perr(ErrInvalidSDP, "subscriber answer: %v", err)
+		return perr(wire.ErrInvalidSDP, "subscriber answer: %v", err)
 	}
 	if err := c.peer.SetSubscriberAnswer(m.SDP); err != nil {
 		if errors.Is(err, sfu.ErrOfferConsumed) {
@@ -242,7 +243,7 @@ func onSubscriberAnswer(c *conn, _ string, m *SDPMsg) error {
 	return nil
 }
 
-func onICECandidate(c *conn, _ string, m *CandidateMsg) error {
+func onICECandidate(c *conn, _ string, m *wire.CandidateMsg) error {
 	var t sfu.Target
 	switch m.Target {
 	case "publisher":
@@ -250,26 +251,26 @@ func onICECandidate(c *conn, _ string, m *CandidateMsg) error {
 	case "subscriber":
 		t = sfu.Subscriber
 	default:
-		return perr(ErrBadPayload, `target must be "publisher" or "subscriber"`)
+		return perr(wire.ErrBadPayload, `target must be "publisher" or "subscriber"`)
 	}
 	if m.Candidate == nil {
 		return nil // end of candidates
 	}
-	if err := c.peer.AddCandidate(t, *m.Candidate); err != nil {
-		return perr(ErrBadPayload, "candidate rejected: %v", err)
+	if err := c.peer.AddCandidate(t, webrtc.ICECandidateInit(*m.Candidate)); err != nil {
+		return perr(wire.ErrBadPayload, "candidate rejected: %v", err)
 	}
 	return nil
 }
 
-func onICERestart(c *conn, _ string, _ *Empty) error {
+func onICERestart(c *conn, _ string, _ *wire.Empty) error {
 	if c.offerOut {
-		return perr(ErrBadState, "a subscriber offer is outstanding; answer it first")
+		return perr(wire.ErrBadState, "a subscriber offer is outstanding; answer it first")
 	}
 	c.negotiate(true)
 	return nil
 }
 
-func onMuteState(c *conn, _ string, m *MuteStateMsg) error {
+func onMuteState(c *conn, _ string, m *wire.MuteStateMsg) error {
 	if c.staffID == 0 {
 		c.svc.room.selfMute(c.code, m.Audio)
 		c.svc.room.selfMedia(c, m.Video, m.Audio)
@@ -277,9 +278,9 @@ func onMuteState(c *conn, _ string, m *MuteStateMsg) error {
 	return nil
 }
 
-func onRaiseHand(c *conn, _ string, _ *Empty) error {
+func onRaiseHand(c *conn, _ string, _ *wire.Empty) error {
 	if c.staffID != 0 || c.code == CommandCode {
-		return perr(ErrForbidden, "only endpoints raise hands")
+		return perr(wire.ErrForbidden, "only endpoints raise hands")
 	}
 	if e := c.svc.room.setHand(c.code, true); e != "" {
 		return perr(e, "no session is in progress")
@@ -287,18 +288,18 @@ func onRaiseHand(c *conn, _ string, _ *Empty) error {
 	return nil
 }
 
-func onLowerHand(c *conn, _ string, _ *Empty) error {
+func onLowerHand(c *conn, _ string, _ *wire.Empty) error {
 	c.svc.room.setHand(c.code, false)
 	return nil
 }
 
 // onUnmuteAccept lifts the mute a leader asked to lift: validated, audited, then
 // applied, as a leader action is.
-func onUnmuteAccept(c *conn, _ string, _ *Empty) error {
+func onUnmuteAccept(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if !r.unmuteAsked(c.code) {
-		return perr(ErrNoUnmuteAsked, "no unmute request is pending")
+		return perr(wire.ErrNoUnmuteAsked, "no unmute request is pending")
 	}
 	if err := c.record("mute.lifted", c.code, map[string]any{"muted": false}); err != nil {
 		return err
@@ -306,39 +307,39 @@ func onUnmuteAccept(c *conn, _ string, _ *Empty) error {
 	return c.applied("mute.lifted", r.unmuteAccept(c.code))
 }
 
-func onLayerRequest(c *conn, _ string, m *LayerRequestMsg) error {
+func onLayerRequest(c *conn, _ string, m *wire.LayerRequestMsg) error {
 	if m.Layer < sfu.LayerLow || m.Layer > sfu.LayerHigh {
-		return perr(ErrBadPayload, "layer must be 0, 1 or 2")
+		return perr(wire.ErrBadPayload, "layer must be 0, 1 or 2")
 	}
 	if strings.HasPrefix(m.Slot, tilePrefix) {
-		return perr(ErrBadPayload, "tile layers follow visibility sizes")
+		return perr(wire.ErrBadPayload, "tile layers follow visibility sizes")
 	}
 	s := c.peer.Slot(m.Slot)
 	if s == nil || SlotIsAudio(m.Slot) {
-		return perr(ErrBadPayload, "no video slot %q", m.Slot)
+		return perr(wire.ErrBadPayload, "no video slot %q", m.Slot)
 	}
 	s.SetRequestedLayer(m.Layer)
 	return nil
 }
 
-func onVisibility(c *conn, _ string, m *VisibilityMsg) error {
-	if c.role != RoleConsole {
-		return perr(ErrForbidden, "only consoles monitor tiles")
+func onVisibility(c *conn, _ string, m *wire.VisibilityMsg) error {
+	if c.role != wire.RoleConsole {
+		return perr(wire.ErrForbidden, "only consoles monitor tiles")
 	}
 	tiles := make([]Tile, 0, len(m.Tiles))
 	used := map[int]bool{}
 	for _, t := range m.Tiles {
 		if t.Slot != nil {
 			if *t.Slot < 0 || *t.Slot >= MaxTiles {
-				return perr(ErrTileOutOfRange, "tile slot must be 0..%d", MaxTiles-1)
+				return perr(wire.ErrTileOutOfRange, "tile slot must be 0..%d", MaxTiles-1)
 			}
 			used[*t.Slot] = true
 		}
 		if t.Size != "small" && t.Size != "large" && t.Size != "" {
-			return perr(ErrBadPayload, `size must be "small" or "large"`)
+			return perr(wire.ErrBadPayload, `size must be "small" or "large"`)
 		}
 		if t.Visible && !c.sees(t.Code) { // worded as for a code that does not exist
-			return perr(ErrUnknownCode, "%q is not an endpoint of district %s", t.Code, c.p.District)
+			return perr(wire.ErrUnknownCode, "%q is not an endpoint of district %s", t.Code, c.p.District)
 		}
 	}
 	next := 0
@@ -357,7 +358,7 @@ func onVisibility(c *conn, _ string, m *VisibilityMsg) error {
 			used[slot] = true
 		}
 		if slot >= MaxTiles {
-			return perr(ErrTileOutOfRange, "more than %d tiles", MaxTiles)
+			return perr(wire.ErrTileOutOfRange, "more than %d tiles", MaxTiles)
 		}
 		tiles = append(tiles, Tile{Slot: slot, Code: t.Code, Large: t.Size == "large"})
 	}

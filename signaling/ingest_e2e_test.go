@@ -24,6 +24,7 @@ import (
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/synth/media"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // httpClient is a WHIP/WHEP client's HTTP side (raw requests: the tests check
@@ -277,7 +278,7 @@ func TestWHIPProgramToEndpoint(t *testing.T) {
 	l := startLive(t)
 	l.startSession()
 	code := l.communes(1)[0]
-	ep := l.dial(l.a.Endpoint(code).Token, signaling.RoleEndpoint, false)
+	ep := l.dial(l.a.Endpoint(code).Token, wire.RoleEndpoint, false)
 	cmdTok := l.a.Endpoint(signaling.CommandCode).Token
 	h := httpClient{t: t, base: l.a.URL(), token: cmdTok}
 
@@ -306,7 +307,7 @@ func TestWHIPProgramToEndpoint(t *testing.T) {
 		return ep.Received("whip1", time.Time{})[signaling.SlotProgramVideo].Packets > 0
 	})
 	t.Logf("endpoint %s receives the simulcast WHIP program %v after it connected (limit 20 s)", code, d)
-	if got := l.a.Live.Presence(signaling.CommandCode); got != signaling.StateConnected {
+	if got := l.a.Live.Presence(signaling.CommandCode); got != wire.StateConnected {
 		t.Errorf("command room presence with a WHIP program: %s, want connected", got)
 	}
 	if n := auditCount(t, l, "program.whip_started", signaling.CommandCode); n != 1 {
@@ -438,7 +439,7 @@ func scopedLeader(t *testing.T, l *live) string {
 func TestWHEPReceivesProgram(t *testing.T) {
 	l := startLive(t)
 	l.startSession()
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
 	if err := cmd.WaitConnected(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -513,14 +514,14 @@ func TestWHEPReceivesProgram(t *testing.T) {
 	// gets the floor holder's video in the second video section.
 	code := l.communes(1)[0]
 	ep := l.endpoint(code)
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
 	if err := ep.WaitConnected(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := lead.WaitConnected(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: code})
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: code})
 	pc2 := pionPC(t)
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc2.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // TestWHIPWHEPRoomRouting: a WHIP publisher becomes the program when it
@@ -16,14 +17,14 @@ func TestWHIPWHEPRoomRouting(t *testing.T) {
 	r.sessionID = "s1"
 	r.addExt("whip:22#1", extPeer{program: true})
 	r.addExt("whep:obs#2", extPeer{slots: []string{SlotProgramVideo, SlotProgramAudio}})
-	if got := r.Presence(CommandCode); got != StateOffline {
+	if got := r.Presence(CommandCode); got != wire.StateOffline {
 		t.Fatalf("command room before the WHIP track: %s", got)
 	}
 	r.published("whip:22#1")
 	if p := r.programPeer(); p != "whip:22#1" {
 		t.Fatalf("program = %q", p)
 	}
-	if got := r.Presence(CommandCode); got != StateConnected {
+	if got := r.Presence(CommandCode); got != wire.StateConnected {
 		t.Fatalf("command room with a WHIP program: %s", got)
 	}
 	r.floor = "07192"
@@ -46,7 +47,7 @@ func TestWHIPWHEPRoomRouting(t *testing.T) {
 		}
 	}
 	for st, n := range r.Counts() {
-		if st != StateConnected && n != 0 {
+		if st != wire.StateConnected && n != 0 {
 			t.Fatalf("counts %v", r.Counts())
 		}
 	}

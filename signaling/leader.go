@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Leader actions. Each one, in this order:
@@ -24,20 +25,20 @@ import (
 // PostgreSQL is away), and online when the action needs it.
 func (c *conn) target(code string, needOnline bool) error {
 	if code == "" {
-		return perr(ErrBadPayload, "code is required")
+		return perr(wire.ErrBadPayload, "code is required")
 	}
 	if code == CommandCode || !c.svc.room.known(code) {
-		return perr(ErrUnknownCode, "%q is not an endpoint of the roster other than the command room", code)
+		return perr(wire.ErrUnknownCode, "%q is not an endpoint of the roster other than the command room", code)
 	}
 	if needOnline && !c.svc.room.online(code) {
-		return perr(ErrOffline, "endpoint %s is offline", code)
+		return perr(wire.ErrOffline, "endpoint %s is offline", code)
 	}
 	return nil
 }
 
 func (c *conn) needSession() error {
 	if c.svc.room.currentSession() == "" {
-		return perr(ErrNoSession, "no session is in progress")
+		return perr(wire.ErrNoSession, "no session is in progress")
 	}
 	return nil
 }
@@ -64,7 +65,7 @@ func (r *Room) lockActions() func() {
 	return r.actMu.Unlock
 }
 
-func onGiveFloor(c *conn, _ string, m *CodeMsg) error {
+func onGiveFloor(c *conn, _ string, m *wire.CodeMsg) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.needSession(); err != nil {
@@ -80,7 +81,7 @@ func onGiveFloor(c *conn, _ string, m *CodeMsg) error {
 	return c.applied("floor.given", r.giveFloor(m.Code))
 }
 
-func onRevokeFloor(c *conn, _ string, _ *Empty) error {
+func onRevokeFloor(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.needSession(); err != nil {
@@ -93,7 +94,7 @@ func onRevokeFloor(c *conn, _ string, _ *Empty) error {
 	return c.applied("floor.revoked", r.revokeFloor())
 }
 
-func onMute(c *conn, _ string, m *CodeMsg) error {
+func onMute(c *conn, _ string, m *wire.CodeMsg) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.target(m.Code, false); err != nil {
@@ -106,7 +107,7 @@ func onMute(c *conn, _ string, m *CodeMsg) error {
 	return nil
 }
 
-func onMuteAll(c *conn, _ string, _ *Empty) error {
+func onMuteAll(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.record("endpoint.muted_all", "", map[string]any{"muted": "all"}); err != nil {
@@ -116,14 +117,14 @@ func onMuteAll(c *conn, _ string, _ *Empty) error {
 	return nil
 }
 
-func onRequestUnmute(c *conn, _ string, m *CodeMsg) error {
+func onRequestUnmute(c *conn, _ string, m *wire.CodeMsg) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.target(m.Code, false); err != nil {
 		return err
 	}
 	if !r.connected(m.Code) {
-		return perr(ErrOffline, "endpoint %s is not connected", m.Code)
+		return perr(wire.ErrOffline, "endpoint %s is not connected", m.Code)
 	}
 	if err := c.record("unmute.requested", m.Code, nil); err != nil {
 		return err
@@ -131,7 +132,7 @@ func onRequestUnmute(c *conn, _ string, m *CodeMsg) error {
 	return c.applied("unmute.requested", r.requestUnmute(m.Code, c.p.Actor()))
 }
 
-func onPrivateLineOpen(c *conn, _ string, m *CodeMsg) error {
+func onPrivateLineOpen(c *conn, _ string, m *wire.CodeMsg) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.needSession(); err != nil {
@@ -146,7 +147,7 @@ func onPrivateLineOpen(c *conn, _ string, m *CodeMsg) error {
 	return c.applied("private_line.opened", r.setPrivateLine(m.Code))
 }
 
-func onPrivateLineClose(c *conn, _ string, _ *Empty) error {
+func onPrivateLineClose(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	prev := r.privateLineCode()
@@ -156,7 +157,7 @@ func onPrivateLineClose(c *conn, _ string, _ *Empty) error {
 	return c.applied("private_line.closed", r.setPrivateLine(""))
 }
 
-func onRollCallStart(c *conn, _ string, _ *Empty) error {
+func onRollCallStart(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.needSession(); err != nil {
@@ -168,7 +169,7 @@ func onRollCallStart(c *conn, _ string, _ *Empty) error {
 	return c.applied("roll_call.started", r.setRollCall(true))
 }
 
-func onRollCallStop(c *conn, _ string, _ *Empty) error {
+func onRollCallStop(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.record("roll_call.stopped", "", map[string]any{"active": false}); err != nil {
@@ -177,7 +178,7 @@ func onRollCallStop(c *conn, _ string, _ *Empty) error {
 	return c.applied("roll_call.stopped", r.setRollCall(false))
 }
 
-func onRemove(c *conn, _ string, m *CodeMsg) error {
+func onRemove(c *conn, _ string, m *wire.CodeMsg) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	if err := c.target(m.Code, false); err != nil {
@@ -187,7 +188,7 @@ func onRemove(c *conn, _ string, m *CodeMsg) error {
 		return err
 	}
 	if old := r.remove(m.Code); old != nil {
-		old.send(TypeRemoved, "", RemovedMsg{By: c.p.Actor()})
+		old.send(wire.TypeRemoved, "", wire.RemovedMsg{By: c.p.Actor()})
 		old.clean.Store(true)
 		old.closeAfter(StatusRemoved, "removed by the command room")
 	}
@@ -196,18 +197,18 @@ func onRemove(c *conn, _ string, m *CodeMsg) error {
 
 // onSessionEnd ends the session through the store, which validates, records
 // (session.ended) and applies in one transaction; the room follows.
-func onSessionEnd(c *conn, _ string, _ *Empty) error {
+func onSessionEnd(c *conn, _ string, _ *wire.Empty) error {
 	r := c.svc.room
 	defer r.lockActions()()
 	sid := r.currentSession()
 	if sid == "" {
-		return perr(ErrNoSession, "no session is in progress")
+		return perr(wire.ErrNoSession, "no session is in progress")
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
 	if err := c.svc.endSession(ctx, c.p.Actor(), sid); err != nil { // audited by the store
 		if store.IsUnavailable(err) {
-			return perr(ErrUnavailable, "the database is unavailable; the session was not ended, try again")
+			return perr(wire.ErrUnavailable, "the database is unavailable; the session was not ended, try again")
 		}
 		return fmt.Errorf("end session: %w", err)
 	}
@@ -219,11 +220,11 @@ func errCode(code string) error {
 	switch code {
 	case "":
 		return nil
-	case ErrNoSession:
+	case wire.ErrNoSession:
 		return perr(code, "no session is in progress")
-	case ErrOffline:
+	case wire.ErrOffline:
 		return perr(code, "the endpoint is offline")
-	case ErrNoUnmuteAsked:
+	case wire.ErrNoUnmuteAsked:
 		return perr(code, "no unmute request is pending")
 	default:
 		return perr(code, "refused")

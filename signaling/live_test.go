@@ -20,6 +20,7 @@ import (
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/store/storetest"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // TestMain starts the test PostgreSQL cluster, except when fuzzing: fuzz targets
@@ -94,7 +95,7 @@ func (l *live) dial(token, role string, publish bool) *client.Client {
 }
 
 func (l *live) endpoint(code string) *client.Client {
-	return l.dial(l.a.Endpoint(code).Token, signaling.RoleEndpoint, true)
+	return l.dial(l.a.Endpoint(code).Token, wire.RoleEndpoint, true)
 }
 
 func waitT(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
@@ -184,17 +185,17 @@ func TestLiveSession(t *testing.T) {
 	l.startSession()
 	codes := l.communes(20)
 
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
 	start := time.Now()
 	eps := l.dialMany(codes)
 	t.Logf("%d endpoints joined in %v", len(eps), time.Since(start))
 
-	var tiles []signaling.TileMsg
+	var tiles []wire.TileMsg
 	for _, c := range codes {
-		tiles = append(tiles, signaling.TileMsg{Code: c, Visible: true, Size: "small"})
+		tiles = append(tiles, wire.TileMsg{Code: c, Visible: true, Size: "small"})
 	}
-	send(t, cmd, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: tiles})
+	send(t, cmd, wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles})
 
 	// Every endpoint receives the program (marker code 22), video and audio.
 	d := waitT(t, "program everywhere", 30*time.Second, func() bool {
@@ -235,7 +236,7 @@ func TestLiveSession(t *testing.T) {
 	var all []time.Duration
 	for round, holder := range []string{codes[0], codes[1], codes[2]} {
 		t0 := time.Now()
-		send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: holder})
+		send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: holder})
 		per := map[string]time.Duration{}
 		waitT(t, "floor switch to "+holder, 20*time.Second, func() bool {
 			for code, c := range eps {
@@ -293,8 +294,8 @@ func TestLiveSession(t *testing.T) {
 	}
 
 	// Muting the holder silences it for everyone; its video stays.
-	send(t, lead, signaling.TypeMute, signaling.CodeMsg{Code: holder})
-	if _, err := eps[holder].WaitMessage(signaling.TypeMute, tA, 5*time.Second, nil); err != nil {
+	send(t, lead, wire.TypeMute, wire.CodeMsg{Code: holder})
+	if _, err := eps[holder].WaitMessage(wire.TypeMute, tA, 5*time.Second, nil); err != nil {
 		t.Fatalf("holder not told of the mute: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -314,7 +315,7 @@ func TestLiveSession(t *testing.T) {
 	// Presence: everyone connected, as the web API reports it.
 	waitT(t, "presence connected", 15*time.Second, func() bool {
 		for _, code := range codes {
-			if l.a.Live.Presence(code) != signaling.StateConnected {
+			if l.a.Live.Presence(code) != wire.StateConnected {
 				return false
 			}
 		}
@@ -328,7 +329,7 @@ func TestLiveSession(t *testing.T) {
 	t.Logf("GET /api/v1/endpoints: %d bytes", len(raw))
 
 	// Stats reach consoles every 2 s.
-	if _, err := lead.WaitMessage(signaling.TypeStats, time.Now(), 5*time.Second, nil); err != nil {
+	if _, err := lead.WaitMessage(wire.TypeStats, time.Now(), 5*time.Second, nil); err != nil {
 		t.Errorf("no stats for the console: %v", err)
 	}
 	// The leader actions were audited.

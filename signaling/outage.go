@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Outage incidents (DESIGN.md, "The situation picture": "an incident that opens
@@ -73,7 +74,7 @@ func (o Outage) returnEntryID() string {
 	return uuid.NewSHA1(outageNS, []byte(o.IncidentID()+"|returned")).String()
 }
 
-func isOnline(st string) bool { return st == StateConnected || st == StateDegraded }
+func isOnline(st string) bool { return st == wire.StateConnected || st == wire.StateDegraded }
 
 // outageTransition follows an endpoint's presence from prev to next for
 // outages. Called with mu held, from publishPresence.
@@ -90,7 +91,7 @@ func (r *Room) outageTransition(m *member, prev, next string, now time.Time) {
 		}
 		return
 	}
-	if next != StateOffline || prev == StateOffline {
+	if next != wire.StateOffline || prev == wire.StateOffline {
 		return
 	}
 	was := m.wasOnline

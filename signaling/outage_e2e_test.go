@@ -15,6 +15,7 @@ import (
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // outageAfter is live.outage_incident_after in these tests (60 s in production).
@@ -37,7 +38,7 @@ func waitOnline(t *testing.T, a *apptest.App, code string, timeout time.Duration
 	t.Helper()
 	return waitT(t, code+" online", timeout, func() bool {
 		p := a.Live.Presence(code)
-		return p == signaling.StateConnected || p == signaling.StateDegraded
+		return p == wire.StateConnected || p == wire.StateDegraded
 	})
 }
 
@@ -296,10 +297,10 @@ func TestOutageWhileDatabaseDownE2E(t *testing.T) {
 	time.Sleep(2 * outageAfter) // the threshold passes with the database away
 	// The room is not held up: presence still answers at once.
 	start := time.Now()
-	if p := a.Live.Presence(stays); p != signaling.StateConnected && p != signaling.StateDegraded {
+	if p := a.Live.Presence(stays); p != wire.StateConnected && p != wire.StateDegraded {
 		t.Errorf("%s is %s while the database is down", stays, p)
 	}
-	if p := a.Live.Presence(gone); p != signaling.StateOffline {
+	if p := a.Live.Presence(gone); p != wire.StateOffline {
 		t.Errorf("%s is %s, want offline", gone, p)
 	}
 	t.Logf("presence answered in %v with PostgreSQL down", time.Since(start))

@@ -5,11 +5,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opscenter/opscenter/wire"
 )
 
 // online joins code and brings its media up: online with the media path up.
 func outageOnline(r *Room, code, peer string) *conn {
-	c := fakeConn(code, peer, RoleEndpoint, 0)
+	c := fakeConn(code, peer, wire.RoleEndpoint, 0)
 	r.join(c)
 	r.mediaState(c, 0, true)
 	return c
@@ -28,7 +30,7 @@ func TestOutageRoomRules(t *testing.T) {
 	r.leave(ca, true) // clean close: offline at once
 	t0 := time.Now()
 
-	cb := fakeConn("b", "b#1", RoleEndpoint, 0) // joined, never online
+	cb := fakeConn("b", "b#1", wire.RoleEndpoint, 0) // joined, never online
 	r.join(cb)
 	r.leave(cb, true)
 

@@ -10,6 +10,7 @@ import (
 	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // pauseLayers are the three layers: about 100, 400 and 1200 kbit/s.
@@ -30,11 +31,11 @@ func layersString(ls []sfu.LayerStats) string {
 // lastLayerControl returns the last layer_control for rid received since t
 // (ok false if none).
 func lastLayerControl(t *testing.T, c *client.Client, rid string, since time.Time) (active, ok bool) {
-	for _, m := range c.Messages(signaling.TypeLayerControl) {
+	for _, m := range c.Messages(wire.TypeLayerControl) {
 		if m.At.Before(since) {
 			continue
 		}
-		if lc := payloadOf[signaling.LayerControlMsg](t, m.Envelope); lc.RID == rid {
+		if lc := payloadOf[wire.LayerControlMsg](t, m.Envelope); lc.RID == rid {
 			active, ok = lc.Active, true
 		}
 	}
@@ -48,8 +49,8 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 	l := startLive(t)
 	l.startSession()
 	x := l.communes(1)[0]
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ep, err := client.Dial(ctx, client.Options{URL: l.a.URL(), Token: l.a.Endpoint(x).Token, Publish: true,
@@ -69,8 +70,8 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 
 	// Watched at full size: x holds the floor (high layer to both consoles) and
 	// the command device watches it on a small tile (low layer).
-	send(t, cmd, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{{Code: x, Visible: true, Size: "small"}}})
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: x})
+	send(t, cmd, wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{{Code: x, Visible: true, Size: "small"}}})
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: x})
 	d := waitT(t, "ingress with the high layer watched", 20*time.Second, func() bool {
 		st := peer.Stats()
 		for _, ls := range st.Video {
@@ -85,7 +86,7 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 
 	// Nobody needs h or f any more: only the small tile (q) is watched.
 	t0 := time.Now()
-	send(t, lead, signaling.TypeRevokeFloor, nil)
+	send(t, lead, wire.TypeRevokeFloor, nil)
 	dPause := waitT(t, "layer_control pausing f", 15*time.Second, func() bool {
 		active, ok := lastLayerControl(t, ep, "f", t0)
 		return ok && !active
@@ -123,7 +124,7 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 
 	// The console enlarges the tile: f is needed again.
 	t1 := time.Now()
-	send(t, cmd, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{{Code: x, Visible: true, Size: "large"}}})
+	send(t, cmd, wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{{Code: x, Visible: true, Size: "large"}}})
 	dResume := waitT(t, "layer_control resuming f", 10*time.Second, func() bool {
 		active, ok := lastLayerControl(t, ep, "f", t1)
 		return ok && active
@@ -144,20 +145,20 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 	// and for the loss window after it, the endpoint was never shown degraded.
 	time.Sleep(5 * time.Second)
 	connected := false // the join itself goes offline → joined → connected
-	for _, m := range cmd.Messages(signaling.TypePresence) {
-		var p signaling.PresenceMsg
+	for _, m := range cmd.Messages(wire.TypePresence) {
+		var p wire.PresenceMsg
 		if json.Unmarshal(m.Payload, &p) != nil || p.Code != x {
 			continue
 		}
 		if !connected {
-			connected = p.State == signaling.StateConnected
+			connected = p.State == wire.StateConnected
 			continue
 		}
-		if p.State != signaling.StateConnected {
+		if p.State != wire.StateConnected {
 			t.Errorf("%s shown %s at %v (pausing or resuming a layer is not a fault)", x, p.State, m.At.Format(time.TimeOnly))
 		}
 	}
-	if p := l.a.Live.Presence(x); p != signaling.StateConnected {
+	if p := l.a.Live.Presence(x); p != wire.StateConnected {
 		t.Errorf("%s is %s after the resume, want connected", x, p)
 	}
 }

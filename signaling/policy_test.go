@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 func eps(codes ...string) ([]Subscriber, map[string]string) {
@@ -160,21 +161,21 @@ func TestPresenceTimers(t *testing.T) {
 		m    member
 		want string
 	}{
-		{"never seen", member{}, StateOffline},
-		{"ws up, no media", member{conn: c}, StateJoined},
-		{"media up", member{conn: c, mediaUp: true}, StateConnected},
-		{"media up, lossy", member{conn: c, mediaUp: true, unhealthy: true}, StateDegraded},
-		{"path lost 3 s ago", member{conn: c, mediaLostAt: now.Add(-3 * sec)}, StateDegraded},
+		{"never seen", member{}, wire.StateOffline},
+		{"ws up, no media", member{conn: c}, wire.StateJoined},
+		{"media up", member{conn: c, mediaUp: true}, wire.StateConnected},
+		{"media up, lossy", member{conn: c, mediaUp: true, unhealthy: true}, wire.StateDegraded},
+		{"path lost 3 s ago", member{conn: c, mediaLostAt: now.Add(-3 * sec)}, wire.StateDegraded},
 		// DESIGN.md: offline 10 s after the path is lost, even while the WebSocket
 		// has not timed out yet.
-		{"path lost 11 s ago, ws still open", member{conn: c, mediaLostAt: now.Add(-11 * sec)}, StateOffline},
-		{"ws dropped 3 s ago", member{wsLostAt: now.Add(-3 * sec)}, StateDegraded},
-		{"ws dropped 10 s ago", member{wsLostAt: now.Add(-10 * sec)}, StateOffline},
-		{"path lost 12 s ago, ws noticed 1 s ago", member{mediaLostAt: now.Add(-12 * sec), wsLostAt: now.Add(-1 * sec)}, StateOffline},
-		{"offline, then the ws drops", member{state: StateOffline, mediaLostAt: now.Add(-2 * sec), wsLostAt: now}, StateOffline},
-		{"offline, media back", member{conn: c, state: StateOffline, mediaUp: true, mediaLostAt: now.Add(-2 * sec)}, StateConnected},
-		{"offline, rejoined without media", member{conn: c, state: StateOffline}, StateJoined},
-		{"closed cleanly", member{state: StateConnected}, StateOffline},
+		{"path lost 11 s ago, ws still open", member{conn: c, mediaLostAt: now.Add(-11 * sec)}, wire.StateOffline},
+		{"ws dropped 3 s ago", member{wsLostAt: now.Add(-3 * sec)}, wire.StateDegraded},
+		{"ws dropped 10 s ago", member{wsLostAt: now.Add(-10 * sec)}, wire.StateOffline},
+		{"path lost 12 s ago, ws noticed 1 s ago", member{mediaLostAt: now.Add(-12 * sec), wsLostAt: now.Add(-1 * sec)}, wire.StateOffline},
+		{"offline, then the ws drops", member{state: wire.StateOffline, mediaLostAt: now.Add(-2 * sec), wsLostAt: now}, wire.StateOffline},
+		{"offline, media back", member{conn: c, state: wire.StateOffline, mediaUp: true, mediaLostAt: now.Add(-2 * sec)}, wire.StateConnected},
+		{"offline, rejoined without media", member{conn: c, state: wire.StateOffline}, wire.StateJoined},
+		{"closed cleanly", member{state: wire.StateConnected}, wire.StateOffline},
 	}
 	for _, tc := range tests {
 		if got := tc.m.presence(now); got != tc.want {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // liveEndpoints lists the connections that currently represent an endpoint.
@@ -23,12 +24,12 @@ func (r *Room) liveEndpoints() []*conn {
 }
 
 // updateStats records an endpoint's media statistics and re-judges its presence.
-func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry, bool) {
+func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (wire.StatEntry, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.members[c.code]
 	if m == nil || m.conn != c {
-		return StatEntry{}, false
+		return wire.StatEntry{}, false
 	}
 	loss, unhealthy := judgeHealth(st, m.legUp, now)
 	m.unhealthy = unhealthy
@@ -44,7 +45,7 @@ func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (StatEntry,
 		rtt = st.Publisher.RTT
 	}
 	r.publishPresence(m, now)
-	m.stats = StatEntry{Code: c.code, State: m.state, BitrateIn: st.BitrateIn, BitrateOut: st.BitrateOut,
+	m.stats = wire.StatEntry{Code: c.code, State: m.state, BitrateIn: st.BitrateIn, BitrateOut: st.BitrateOut,
 		Loss: loss, JitterMs: max(st.Publisher.JitterMs, st.Subscriber.JitterMs),
 		RTTMs: float64(rtt) / float64(time.Millisecond), Layer: layer}
 	return m.stats, true
@@ -120,17 +121,17 @@ func judgeNoMedia(m *member, st sfu.PeerStats, now time.Time) bool {
 }
 
 // broadcastStats sends the health board to consoles.
-func (r *Room) broadcastStats(msg StatsMsg) {
+func (r *Room) broadcastStats(msg wire.StatsMsg) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sendStats(msg)
 }
 
 // Stats returns the last media statistics of every live endpoint (health board).
-func (r *Room) Stats() []StatEntry {
+func (r *Room) Stats() []wire.StatEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := []StatEntry{}
+	out := []wire.StatEntry{}
 	for _, code := range sortedKeys(r.members) {
 		if m := r.members[code]; m.conn != nil {
 			out = append(out, m.stats)
@@ -140,7 +141,7 @@ func (r *Room) Stats() []StatEntry {
 }
 
 // Stats returns the live media statistics per endpoint (for the health board).
-func (s *Service) Stats() []StatEntry { return s.room.Stats() }
+func (s *Service) Stats() []wire.StatEntry { return s.room.Stats() }
 
 // presenceCollector exports presence counts as Prometheus gauges.
 type presenceCollector struct{ r *Room }
@@ -151,9 +152,9 @@ func (p presenceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPres
 
 func (p presenceCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := p.r.Counts()
-	for _, st := range []string{StateJoined, StateConnected, StateDegraded} {
+	for _, st := range []string{wire.StateJoined, wire.StateConnected, wire.StateDegraded} {
 		ch <- prometheus.MustNewConstMetric(descPresence, prometheus.GaugeValue, float64(counts[st]), st)
 	}
-	online := counts[StateJoined] + counts[StateConnected] + counts[StateDegraded]
-	ch <- prometheus.MustNewConstMetric(descPresence, prometheus.GaugeValue, float64(len(p.r.roster)-online), StateOffline)
+	online := counts[wire.StateJoined] + counts[wire.StateConnected] + counts[wire.StateDegraded]
+	ch <- prometheus.MustNewConstMetric(descPresence, prometheus.GaugeValue, float64(len(p.r.roster)-online), wire.StateOffline)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // rtpDropRelay forwards a client's ICE/UDP traffic to the server and, while
@@ -93,8 +94,8 @@ func (r *rtpDropRelay) run() {
 // and reason, received by c since the given time.
 func waitPresence(t *testing.T, c *client.Client, who, code, state, reason string, since time.Time, timeout time.Duration) time.Duration {
 	t.Helper()
-	_, err := c.WaitMessage(signaling.TypePresence, since, timeout, func(env signaling.Envelope) bool {
-		var p signaling.PresenceMsg
+	_, err := c.WaitMessage(wire.TypePresence, since, timeout, func(env wire.Envelope) bool {
+		var p wire.PresenceMsg
 		return json.Unmarshal(env.Payload, &p) == nil && p.Code == code && p.State == state && p.Reason == reason
 	})
 	if err != nil {
@@ -106,8 +107,8 @@ func waitPresence(t *testing.T, c *client.Client, who, code, state, reason strin
 // presenceSince lists the presence states about code that c received since t.
 func presenceSince(c *client.Client, code string, since time.Time) []string {
 	var out []string
-	for _, m := range c.Messages(signaling.TypePresence) {
-		var p signaling.PresenceMsg
+	for _, m := range c.Messages(wire.TypePresence) {
+		var p wire.PresenceMsg
 		if m.At.Before(since) || json.Unmarshal(m.Payload, &p) != nil || p.Code != code {
 			continue
 		}
@@ -126,7 +127,7 @@ func TestNoMediaPresenceE2E(t *testing.T) {
 	limit := 5 * expect // DESIGN.md: 5× margins
 	l := startLive(t)
 	x := l.communes(1)[0]
-	cons := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	cons := l.dial(l.leader.Token, wire.RoleConsole, false)
 	relay := newRTPDropRelay(t, fmt.Sprintf("127.0.0.1:%d", l.a.Live.Engine().UDPPort()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -144,34 +145,34 @@ func TestNoMediaPresenceE2E(t *testing.T) {
 	if err := ep.SetMic(false); err != nil {
 		t.Fatal(err)
 	}
-	send(t, cons, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{{Code: x, Visible: true, Size: "small"}}})
+	send(t, cons, wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{{Code: x, Visible: true, Size: "small"}}})
 	waitT(t, "the tile flowing", 20*time.Second, func() bool {
 		return cons.Received(x, time.Time{})[signaling.TileSlot(0)].Packets > 20
 	})
-	waitPresence(t, cons, "console", x, signaling.StateConnected, "", joinAt, 20*time.Second)
-	waitPresence(t, ep, "endpoint itself", x, signaling.StateConnected, "", joinAt, 20*time.Second)
+	waitPresence(t, cons, "console", x, wire.StateConnected, "", joinAt, 20*time.Second)
+	waitPresence(t, ep, "endpoint itself", x, wire.StateConnected, "", joinAt, 20*time.Second)
 
 	// The encoder stalls: RTP stops, signaling, ICE, DTLS and RTCP go on.
 	t0 := time.Now()
 	relay.drop.Store(true)
-	dCons := waitPresence(t, cons, "console", x, signaling.StateDegraded, signaling.ReasonNoMedia, t0, limit)
-	dSelf := waitPresence(t, ep, "endpoint itself", x, signaling.StateDegraded, signaling.ReasonNoMedia, t0, limit)
+	dCons := waitPresence(t, cons, "console", x, wire.StateDegraded, signaling.ReasonNoMedia, t0, limit)
+	dSelf := waitPresence(t, ep, "endpoint itself", x, wire.StateDegraded, signaling.ReasonNoMedia, t0, limit)
 	t.Logf("RTP stopped: degraded/no_media on the console after %v, on the endpoint after %v (rule %v, limit %v); %d RTP packets dropped",
 		dCons, dSelf, expect, limit, relay.dropped.Load())
-	if p := l.a.Live.Presence(x); p != signaling.StateDegraded {
+	if p := l.a.Live.Presence(x); p != wire.StateDegraded {
 		t.Errorf("Presence(%s) = %s, want degraded", x, p)
 	}
 
 	// RTP resumes: connected again on both.
 	t1 := time.Now()
 	relay.drop.Store(false)
-	dBack := waitPresence(t, cons, "console", x, signaling.StateConnected, "", t1, limit)
-	waitPresence(t, ep, "endpoint itself", x, signaling.StateConnected, "", t1, limit)
+	dBack := waitPresence(t, cons, "console", x, wire.StateConnected, "", t1, limit)
+	waitPresence(t, ep, "endpoint itself", x, wire.StateConnected, "", t1, limit)
 	t.Logf("RTP resumed: connected again after %v", dBack)
 
 	// Not expected: nobody watches, so every layer is paused (layer_control),
 	// and nothing arrives (the relay drops it anyway). Stays connected.
-	send(t, cons, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{}})
+	send(t, cons, wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{}})
 	t2 := time.Now()
 	waitT(t, "every layer paused at the publisher", 20*time.Second, func() bool {
 		for _, rid := range []string{"q", "h", "f"} {
@@ -186,20 +187,20 @@ func TestNoMediaPresenceE2E(t *testing.T) {
 	if got := presenceSince(cons, x, t2); len(got) > 0 {
 		t.Errorf("with every layer paused, the console was told %v (want no change from connected)", got)
 	}
-	if p := l.a.Live.Presence(x); p != signaling.StateConnected {
+	if p := l.a.Live.Presence(x); p != wire.StateConnected {
 		t.Errorf("all layers paused: Presence(%s) = %s, want connected", x, p)
 	}
 
 	// Camera off (mute_state), then watched again: still not expected.
 	t3 := time.Now()
-	send(t, ep, signaling.TypeMuteState, signaling.MuteStateMsg{Audio: false, Video: false})
+	send(t, ep, wire.TypeMuteState, wire.MuteStateMsg{Audio: false, Video: false})
 	time.Sleep(200 * time.Millisecond)
-	send(t, cons, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{{Code: x, Visible: true, Size: "small"}}})
+	send(t, cons, wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{{Code: x, Visible: true, Size: "small"}}})
 	time.Sleep(2 * expect)
 	if got := presenceSince(cons, x, t3); len(got) > 0 {
 		t.Errorf("with the camera off, the console was told %v (want no change from connected)", got)
 	}
-	if p := l.a.Live.Presence(x); p != signaling.StateConnected {
+	if p := l.a.Live.Presence(x); p != wire.StateConnected {
 		t.Errorf("camera off: Presence(%s) = %s, want connected", x, p)
 	}
 	t.Logf("paused layers and a camera that is off stayed connected for %v each", 2*expect)

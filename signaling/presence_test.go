@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // TestJudgeNoMedia: media expected (mute_state says on, negotiated, not
@@ -53,33 +54,33 @@ func TestJudgeNoMedia(t *testing.T) {
 // the reason, tells the consoles and the endpoint itself, and clears.
 func TestNoMediaPresence(t *testing.T) {
 	r := testRoom("07192")
-	ep := fakeConn("07192", "p1", RoleEndpoint, 0)
-	cons := fakeConn("", "c1", RoleConsole, 1)
+	ep := fakeConn("07192", "p1", wire.RoleEndpoint, 0)
+	cons := fakeConn("", "c1", wire.RoleConsole, 1)
 	r.conns[ep.peerID], r.conns[cons.peerID] = ep, cons
 	m := r.member("07192")
 	m.conn = ep
 	m.mediaUp, m.legUp = true, [2]bool{true, true}
 	now := time.Now()
-	last := func(c *conn) PresenceMsg {
+	last := func(c *conn) wire.PresenceMsg {
 		t.Helper()
 		c.out.mu.Lock()
 		defer c.out.mu.Unlock()
 		for i := len(c.out.items) - 1; i >= c.out.head; i-- {
 			var env struct {
-				Type    string      `json:"type"`
-				Payload PresenceMsg `json:"payload"`
+				Type    string           `json:"type"`
+				Payload wire.PresenceMsg `json:"payload"`
 			}
-			if json.Unmarshal(c.out.items[i].data, &env) == nil && env.Type == TypePresence && env.Payload.Code == "07192" {
+			if json.Unmarshal(c.out.items[i].data, &env) == nil && env.Type == wire.TypePresence && env.Payload.Code == "07192" {
 				return env.Payload
 			}
 		}
 		t.Fatalf("%s: no presence message for 07192", c.peerID)
-		return PresenceMsg{}
+		return wire.PresenceMsg{}
 	}
 	for _, step := range []struct {
 		noMedia       bool
 		state, reason string
-	}{{false, StateConnected, ""}, {true, StateDegraded, ReasonNoMedia}, {false, StateConnected, ""}} {
+	}{{false, wire.StateConnected, ""}, {true, wire.StateDegraded, ReasonNoMedia}, {false, wire.StateConnected, ""}} {
 		m.noMedia = step.noMedia
 		r.publishPresence(m, now)
 		for _, c := range []*conn{cons, ep} {

@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // leaderAudit are the audit actions of the leader actions refused below.
@@ -33,9 +34,9 @@ func TestRefusedActionsRecordNothing(t *testing.T) {
 	codes := l.communes(2)
 	online, offline := codes[0], codes[1]
 	ep := dialWS(t, l, l.a.Endpoint(online).Token)
-	ep.join(signaling.RoleEndpoint)
+	ep.join(wire.RoleEndpoint)
 	lead := dialWS(t, l, l.leader.Token)
-	lead.join(signaling.RoleConsole)
+	lead.join(wire.RoleConsole)
 	n := 0
 	refuse := func(typ string, payload any, code string) {
 		t.Helper()
@@ -54,44 +55,44 @@ func TestRefusedActionsRecordNothing(t *testing.T) {
 	}
 
 	// No session in progress.
-	refuse(signaling.TypeGiveFloor, signaling.CodeMsg{Code: online}, signaling.ErrNoSession)
-	refuse(signaling.TypeRevokeFloor, nil, signaling.ErrNoSession)
-	refuse(signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: online}, signaling.ErrNoSession)
-	refuse(signaling.TypeRollCallStart, nil, signaling.ErrNoSession)
+	refuse(wire.TypeGiveFloor, wire.CodeMsg{Code: online}, wire.ErrNoSession)
+	refuse(wire.TypeRevokeFloor, nil, wire.ErrNoSession)
+	refuse(wire.TypePrivateLineOpen, wire.CodeMsg{Code: online}, wire.ErrNoSession)
+	refuse(wire.TypeRollCallStart, nil, wire.ErrNoSession)
 	if k := leaderEvents(t, l); k != 0 {
 		t.Fatalf("%d audit events for actions refused with no session", k)
 	}
 
 	f := lead.mark()
 	l.startSession()
-	lead.wait(f, "session message", func(e signaling.Envelope) bool { return e.Type == signaling.TypeSession })
+	lead.wait(f, "session message", func(e wire.Envelope) bool { return e.Type == wire.TypeSession })
 
 	// Bad targets: one code for each kind of fault.
-	refuse(signaling.TypeGiveFloor, signaling.CodeMsg{Code: offline}, signaling.ErrOffline)
-	refuse(signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: offline}, signaling.ErrOffline)
-	refuse(signaling.TypeRequestUnmute, signaling.CodeMsg{Code: offline}, signaling.ErrOffline)
+	refuse(wire.TypeGiveFloor, wire.CodeMsg{Code: offline}, wire.ErrOffline)
+	refuse(wire.TypePrivateLineOpen, wire.CodeMsg{Code: offline}, wire.ErrOffline)
+	refuse(wire.TypeRequestUnmute, wire.CodeMsg{Code: offline}, wire.ErrOffline)
 	for _, code := range []string{signaling.CommandCode, "99999"} {
-		refuse(signaling.TypeGiveFloor, signaling.CodeMsg{Code: code}, signaling.ErrUnknownCode)
-		refuse(signaling.TypeMute, signaling.CodeMsg{Code: code}, signaling.ErrUnknownCode)
-		refuse(signaling.TypeRemove, signaling.CodeMsg{Code: code}, signaling.ErrUnknownCode)
+		refuse(wire.TypeGiveFloor, wire.CodeMsg{Code: code}, wire.ErrUnknownCode)
+		refuse(wire.TypeMute, wire.CodeMsg{Code: code}, wire.ErrUnknownCode)
+		refuse(wire.TypeRemove, wire.CodeMsg{Code: code}, wire.ErrUnknownCode)
 	}
-	refuse(signaling.TypeGiveFloor, signaling.CodeMsg{}, signaling.ErrBadPayload)
+	refuse(wire.TypeGiveFloor, wire.CodeMsg{}, wire.ErrBadPayload)
 	if k := leaderEvents(t, l); k != 0 {
 		t.Fatalf("%d audit events for refused actions", k)
 	}
-	if floor := ep.msgsOf(signaling.TypeFloor); len(floor) != 0 {
+	if floor := ep.msgsOf(wire.TypeFloor); len(floor) != 0 {
 		t.Fatalf("refused actions changed the floor: %v", floor)
 	}
 
 	// Accepted: acknowledged, recorded once, applied.
 	f = ep.mark()
-	accept(signaling.TypeGiveFloor, signaling.CodeMsg{Code: online})
+	accept(wire.TypeGiveFloor, wire.CodeMsg{Code: online})
 	if k := auditCount(t, l, "floor.given", online); k != 1 {
 		t.Fatalf("%d floor.given events for %s, want 1", k, online)
 	}
-	ep.wait(f, "floor message", func(e signaling.Envelope) bool { return e.Type == signaling.TypeFloor })
-	accept(signaling.TypeMute, signaling.CodeMsg{Code: offline}) // mutes hold for offline endpoints
-	accept(signaling.TypeRevokeFloor, nil)
+	ep.wait(f, "floor message", func(e wire.Envelope) bool { return e.Type == wire.TypeFloor })
+	accept(wire.TypeMute, wire.CodeMsg{Code: offline}) // mutes hold for offline endpoints
+	accept(wire.TypeRevokeFloor, nil)
 	if k := leaderEvents(t, l); k != 3 {
 		t.Fatalf("%d audit events after three accepted actions", k)
 	}
@@ -118,7 +119,7 @@ func TestRepliesAndWelcome(t *testing.T) {
 	l := startLive(t)
 	codes := l.communes(2)
 	ep := dialWS(t, l, l.a.Endpoint(codes[0]).Token)
-	w := ep.join(signaling.RoleEndpoint)
+	w := ep.join(wire.RoleEndpoint)
 	var raw struct {
 		Payload struct {
 			State map[string]json.RawMessage `json:"state"`
@@ -139,22 +140,22 @@ func TestRepliesAndWelcome(t *testing.T) {
 		payload any
 		reply   string // message type, or an error code
 	}{
-		{signaling.TypeMuteState, signaling.MuteStateMsg{Audio: true, Video: true}, signaling.TypeAck},
-		{signaling.TypeLowerHand, nil, signaling.TypeAck},
-		{signaling.TypeLayerRequest, signaling.LayerRequestMsg{Slot: signaling.SlotFloorVideo, Layer: 1}, signaling.TypeAck},
-		{signaling.TypeRaiseHand, nil, signaling.ErrNoSession},
-		{signaling.TypeUnmuteAccept, nil, signaling.ErrNoUnmuteAsked},
-		{signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[1]}, signaling.ErrForbidden},
-		{signaling.TypePing, nil, signaling.TypePong},
+		{wire.TypeMuteState, wire.MuteStateMsg{Audio: true, Video: true}, wire.TypeAck},
+		{wire.TypeLowerHand, nil, wire.TypeAck},
+		{wire.TypeLayerRequest, wire.LayerRequestMsg{Slot: signaling.SlotFloorVideo, Layer: 1}, wire.TypeAck},
+		{wire.TypeRaiseHand, nil, wire.ErrNoSession},
+		{wire.TypeUnmuteAccept, nil, wire.ErrNoUnmuteAsked},
+		{wire.TypeGiveFloor, wire.CodeMsg{Code: codes[1]}, wire.ErrForbidden},
+		{wire.TypePing, nil, wire.TypePong},
 	} {
 		id := fmt.Sprintf("m%d", i)
 		f := ep.mark()
 		ep.send(tc.typ, id, tc.payload)
 		switch tc.reply {
-		case signaling.TypeAck:
+		case wire.TypeAck:
 			ep.expectAck(f, id, tc.typ)
-		case signaling.TypePong:
-			if m := ep.reply(f, id); m.env.Type != signaling.TypePong {
+		case wire.TypePong:
+			if m := ep.reply(f, id); m.env.Type != wire.TypePong {
 				t.Errorf("ping answered with %s", m.raw)
 			}
 		default:
@@ -163,10 +164,10 @@ func TestRepliesAndWelcome(t *testing.T) {
 	}
 	// No id, no ack.
 	f := ep.mark()
-	ep.send(signaling.TypeLowerHand, "", nil)
-	ep.send(signaling.TypePing, "after", nil)
+	ep.send(wire.TypeLowerHand, "", nil)
+	ep.send(wire.TypePing, "after", nil)
 	ep.reply(f, "after")
-	if acks := ep.msgsOf(signaling.TypeAck); len(acks) != 3 {
+	if acks := ep.msgsOf(wire.TypeAck); len(acks) != 3 {
 		t.Errorf("%d acks, want 3 (a message without id gets none): %v", len(acks), acks)
 	}
 
@@ -174,12 +175,12 @@ func TestRepliesAndWelcome(t *testing.T) {
 	// with stats only where there are stats.
 	lead := dialWS(t, l, l.leader.Token)
 	f = lead.mark()
-	var wm signaling.WelcomeMsg
-	_ = json.Unmarshal(lead.join(signaling.RoleConsole).env.Payload, &wm)
-	if wm.Code != signaling.CommandCode || wm.Role != signaling.RoleConsole || !wm.Leader {
+	var wm wire.WelcomeMsg
+	_ = json.Unmarshal(lead.join(wire.RoleConsole).env.Payload, &wm)
+	if wm.Code != signaling.CommandCode || wm.Role != wire.RoleConsole || !wm.Leader {
 		t.Errorf("staff console welcome: code %q role %q leader %v", wm.Code, wm.Role, wm.Leader)
 	}
-	snap := lead.wait(f, "presence_snapshot", func(e signaling.Envelope) bool { return e.Type == signaling.TypePresenceSnapshot })
+	snap := lead.wait(f, "presence_snapshot", func(e wire.Envelope) bool { return e.Type == wire.TypePresenceSnapshot })
 	var ps struct {
 		Payload struct {
 			Endpoints []map[string]json.RawMessage `json:"endpoints"`
@@ -188,7 +189,7 @@ func TestRepliesAndWelcome(t *testing.T) {
 	_ = json.Unmarshal(snap.raw, &ps)
 	for _, e := range ps.Payload.Endpoints {
 		if s, ok := e["stats"]; ok {
-			var st signaling.StatEntry
+			var st wire.StatEntry
 			if json.Unmarshal(s, &st) != nil || st.Code == "" {
 				t.Errorf("presence_snapshot entry %s has an empty stats object", e["code"])
 			}
@@ -201,19 +202,19 @@ func TestRepliesAndWelcome(t *testing.T) {
 	// rate_limited names the dropped request.
 	rl := dialWS(t, l, l.a.Endpoint(codes[1]).Token)
 	for i := 0; i < 150; i++ {
-		rl.send(signaling.TypePing, fmt.Sprintf("b%d", i), nil)
+		rl.send(wire.TypePing, fmt.Sprintf("b%d", i), nil)
 	}
-	m := rl.wait(0, "rate_limited", func(e signaling.Envelope) bool { return e.Type == signaling.TypeError })
-	var em signaling.ErrorMsg
+	m := rl.wait(0, "rate_limited", func(e wire.Envelope) bool { return e.Type == wire.TypeError })
+	var em wire.ErrorMsg
 	_ = json.Unmarshal(m.env.Payload, &em)
-	if em.Code != signaling.ErrRateLimited || !strings.HasPrefix(em.ID, "b") || m.env.ID != em.ID {
+	if em.Code != wire.ErrRateLimited || !strings.HasPrefix(em.ID, "b") || m.env.ID != em.ID {
 		t.Errorf("rate limit error %s, want rate_limited with the request's id", m.raw)
 	}
 
 	// leave with an id: the ack, then a normal close.
 	f = ep.mark()
-	ep.send(signaling.TypeLeave, "bye", nil)
-	ep.expectAck(f, "bye", signaling.TypeLeave)
+	ep.send(wire.TypeLeave, "bye", nil)
+	ep.expectAck(f, "bye", wire.TypeLeave)
 	waitT(t, "close 1000 after leave", 10*time.Second, func() bool {
 		ep.mu.Lock()
 		defer ep.mu.Unlock()

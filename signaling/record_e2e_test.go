@@ -12,6 +12,7 @@ import (
 	"github.com/opscenter/opscenter/record"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/wire"
 )
 
 type probeOut struct {
@@ -55,8 +56,8 @@ func TestRecordProgramAndFloorE2E(t *testing.T) {
 	xy := l.communes(2)
 	x, y := xy[0], xy[1]
 	tProgram := time.Now() // the program is recorded from when it publishes
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
 	ex, ey := l.endpoint(x), l.endpoint(y)
 	for _, c := range []interface{ WaitConnected(time.Duration) error }{cmd, lead, ex, ey} {
 		if err := c.WaitConnected(20 * time.Second); err != nil {
@@ -84,7 +85,7 @@ func TestRecordProgramAndFloorE2E(t *testing.T) {
 	win := map[string]*window{}
 
 	t0 := time.Now()
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: x})
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: x})
 	d := waitT(t, "program and floor recordings open", 20*time.Second, func() bool {
 		return find("program", signaling.CommandCode, "open") != nil && find("floor", x, "open") != nil
 	})
@@ -94,7 +95,7 @@ func TestRecordProgramAndFloorE2E(t *testing.T) {
 	time.Sleep(4 * time.Second)
 
 	t1 := time.Now()
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: y})
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: y})
 	d = waitT(t, "the floor's second file", 20*time.Second, func() bool {
 		return find("floor", y, "open") != nil && find("floor", x, "closed") != nil
 	})
@@ -207,7 +208,7 @@ func TestRecordSplitE2E(t *testing.T) {
 	l.a.MediaRecorder.SetSplit(split)
 	l.startSession()
 	t0 := time.Now()
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
 	if err := cmd.WaitConnected(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -271,11 +272,11 @@ func TestRecordSplitE2E(t *testing.T) {
 	// be paused while it records (the tap is a subscriber), while h, unwatched,
 	// is. (After the session's end the recorder is gone and f pauses too.)
 	lastBefore := func(rid string) (active, ok bool) {
-		for _, m := range cmd.Messages(signaling.TypeLayerControl) {
+		for _, m := range cmd.Messages(wire.TypeLayerControl) {
 			if !m.At.Before(tEnd) {
 				continue
 			}
-			if lc := payloadOf[signaling.LayerControlMsg](t, m.Envelope); lc.RID == rid {
+			if lc := payloadOf[wire.LayerControlMsg](t, m.Envelope); lc.RID == rid {
 				active, ok = lc.Active, true
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // dialAuto connects a synthetic client with AutoReconnect.
@@ -42,8 +43,8 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 	codes := l.communes(5)
 	floor, muted, hand1, hand2, watcher := codes[0], codes[1], codes[2], codes[3], codes[4]
 
-	cmd := l.dialAuto(a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
-	lead := l.dialAuto(l.leader.Token, signaling.RoleConsole, false)
+	cmd := l.dialAuto(a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
+	lead := l.dialAuto(l.leader.Token, wire.RoleConsole, false)
 	eps := map[string]*client.Client{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -52,7 +53,7 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := l.dialAuto(tok, signaling.RoleEndpoint, true)
+			c := l.dialAuto(tok, wire.RoleEndpoint, true)
 			mu.Lock()
 			eps[code] = c
 			mu.Unlock()
@@ -62,14 +63,14 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 	_ = cmd
 
 	since := time.Now()
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: floor})
-	send(t, lead, signaling.TypeMute, signaling.CodeMsg{Code: muted})
-	send(t, eps[hand1], signaling.TypeRaiseHand, nil)
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: floor})
+	send(t, lead, wire.TypeMute, wire.CodeMsg{Code: muted})
+	send(t, eps[hand1], wire.TypeRaiseHand, nil)
 	time.Sleep(50 * time.Millisecond)
-	send(t, eps[hand2], signaling.TypeRaiseHand, nil)
-	send(t, lead, signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: hand2})
+	send(t, eps[hand2], wire.TypeRaiseHand, nil)
+	send(t, lead, wire.TypePrivateLineOpen, wire.CodeMsg{Code: hand2})
 	waitT(t, "state applied", 10*time.Second, func() bool {
-		_, err := eps[watcher].WaitMessage(signaling.TypeHands, since, 0, func(e signaling.Envelope) bool {
+		_, err := eps[watcher].WaitMessage(wire.TypeHands, since, 0, func(e wire.Envelope) bool {
 			return strings.Contains(string(e.Payload), hand2)
 		})
 		return err == nil && !eps[watcher].Recorder().FirstFrom(signaling.SlotFloorVideo, floor, since).IsZero()
@@ -139,7 +140,7 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 		return !eps[watcher].Recorder().FirstFrom(signaling.SlotFloorVideo, floor, crash).IsZero()
 	})
 	t.Logf("the watcher receives the floor (%s) again %v after waiting", floor, d)
-	if p := bApp.Live.Presence(floor); p == signaling.StateOffline {
+	if p := bApp.Live.Presence(floor); p == wire.StateOffline {
 		t.Errorf("floor holder offline on app B")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Revoking a join link, or issuing a new one, also puts out the device that joined
@@ -24,7 +25,7 @@ func TestRevokedLinkClosesTheDevice(t *testing.T) {
 	}
 	for _, tc := range cases {
 		tok := l.a.Endpoint(tc.code).Token
-		dev := l.dial(tok, signaling.RoleEndpoint, true)
+		dev := l.dial(tok, wire.RoleEndpoint, true)
 		if err := dev.WaitConnected(10 * time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -34,11 +35,11 @@ func TestRevokedLinkClosesTheDevice(t *testing.T) {
 			want = 204
 		}
 		admin.Do(tc.method, "/api/v1/endpoints/"+tc.code+"/link", nil, nil, want)
-		env, err := dev.WaitMessage(signaling.TypeRemoved, since, 10*time.Second, nil)
+		env, err := dev.WaitMessage(wire.TypeRemoved, since, 10*time.Second, nil)
 		if err != nil {
 			t.Fatalf("%s %s: device not told: %v", tc.method, tc.code, err)
 		}
-		var m signaling.RemovedMsg
+		var m wire.RemovedMsg
 		_ = json.Unmarshal(env.Payload, &m)
 		if m.Reason != "credential_revoked" || m.By != "user:root" {
 			t.Errorf("removed message %+v", m)
@@ -48,7 +49,7 @@ func TestRevokedLinkClosesTheDevice(t *testing.T) {
 			return closed && st == signaling.StatusCredentialRevoked
 		})
 		t.Logf("%s %s: device closed %v after the change", tc.method, tc.code, took.Round(time.Millisecond))
-		waitT(t, "offline at once", 5*time.Second, func() bool { return l.a.Live.Presence(tc.code) == signaling.StateOffline })
+		waitT(t, "offline at once", 5*time.Second, func() bool { return l.a.Live.Presence(tc.code) == wire.StateOffline })
 		// The old credential no longer opens /ws.
 		if _, err := client.Dial(t.Context(), client.Options{URL: l.a.URL(), Token: tok}); err == nil {
 			t.Errorf("%s: the old credential still joins", tc.code)

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Presence timers from DESIGN.md.
@@ -43,7 +45,7 @@ type member struct {
 	offlineAt   time.Time // when presence became offline (zero: not offline)
 	wasOnline   bool      // online (media path up) since it last went offline: going offline starts an outage
 	state       string    // last published presence
-	stats       StatEntry
+	stats       wire.StatEntry
 }
 
 // presence computes the state from the member's facts at time now. Losing the
@@ -57,22 +59,22 @@ func (m *member) presence(now time.Time) string {
 		lost = m.wsLostAt
 	}
 	if m.conn == nil && lost.IsZero() {
-		return StateOffline // closed cleanly, or never joined
+		return wire.StateOffline // closed cleanly, or never joined
 	}
-	if m.state == StateOffline && !lost.IsZero() && !m.mediaUp {
-		return StateOffline // stays offline until media or a new join returns: no flapping
+	if m.state == wire.StateOffline && !lost.IsZero() && !m.mediaUp {
+		return wire.StateOffline // stays offline until media or a new join returns: no flapping
 	}
 	switch {
 	case m.mediaUp && (m.unhealthy || m.noMedia):
-		return StateDegraded
+		return wire.StateDegraded
 	case m.mediaUp:
-		return StateConnected
+		return wire.StateConnected
 	case !lost.IsZero() && now.Sub(lost) < PathLostGrace:
-		return StateDegraded
+		return wire.StateDegraded
 	case !lost.IsZero(), m.conn == nil:
-		return StateOffline
+		return wire.StateOffline
 	default:
-		return StateJoined // signaling up, no media yet
+		return wire.StateJoined // signaling up, no media yet
 	}
 }
 
@@ -118,7 +120,7 @@ func (r *Room) known(code string) bool { return r.inRoster[code] }
 func (r *Room) member(code string) *member {
 	m := r.members[code]
 	if m == nil {
-		m = &member{code: code, state: StateOffline}
+		m = &member{code: code, state: wire.StateOffline}
 		r.members[code] = m
 	}
 	return m
@@ -216,7 +218,7 @@ func (r *Room) publishPresence(m *member, now time.Time) {
 	st := m.presence(now)
 	r.outageTransition(m, m.state, st, now)
 	reason := ""
-	if st == StateDegraded && m.mediaUp && m.noMedia {
+	if st == wire.StateDegraded && m.mediaUp && m.noMedia {
 		reason = ReasonNoMedia
 	}
 	if st == m.state && reason == m.reason {
@@ -225,33 +227,33 @@ func (r *Room) publishPresence(m *member, now time.Time) {
 	r.log.Info("presence", "code", m.code, "from", m.state, "to", st, "reason", reason)
 	m.state, m.reason = st, reason
 	m.stats.State = st
-	if st == StateOffline {
+	if st == wire.StateOffline {
 		m.offlineAt = now
 	} else {
 		m.offlineAt = time.Time{}
 	}
 	// The endpoint itself is told too, so its page never says "good"
 	// while the server sees no media from it. Consoles get it below.
-	if c := m.conn; c != nil && c.role != RoleConsole {
-		c.send(TypePresence, "", PresenceMsg{Code: m.code, State: st, Reason: reason})
+	if c := m.conn; c != nil && c.role != wire.RoleConsole {
+		c.send(wire.TypePresence, "", wire.PresenceMsg{Code: m.code, State: st, Reason: reason})
 	}
 	if m.code == CommandCode {
 		r.syncCommand()
 		return
 	}
-	r.toConsolesAbout(m.code, TypePresence, PresenceMsg{Code: m.code, State: st, Reason: reason})
+	r.toConsolesAbout(m.code, wire.TypePresence, wire.PresenceMsg{Code: m.code, State: st, Reason: reason})
 }
 
 // effective is an endpoint's presence as shown to people. The command room (22)
 // is online while its device is, or while a leader's console publishes the
 // program, which is endpoint 22's camera. Called with mu held.
 func (r *Room) effective(code string) string {
-	st := StateOffline
+	st := wire.StateOffline
 	if m := r.members[code]; m != nil {
 		st = m.state
 	}
-	if code == CommandCode && len(r.programs) > 0 && st != StateConnected && st != StateDegraded {
-		st = StateConnected
+	if code == CommandCode && len(r.programs) > 0 && st != wire.StateConnected && st != wire.StateDegraded {
+		st = wire.StateConnected
 	}
 	return st
 }
@@ -264,7 +266,7 @@ func (r *Room) syncCommand() {
 		return
 	}
 	r.cmdSent = st
-	r.toConsoles(TypePresence, PresenceMsg{Code: CommandCode, State: st})
+	r.toConsoles(wire.TypePresence, wire.PresenceMsg{Code: CommandCode, State: st})
 }
 
 // mediaState records a leg's connection state change for the peer's endpoint.
@@ -290,14 +292,25 @@ func (r *Room) mediaState(c *conn, leg int, up bool) {
 	r.publishPresence(m, now)
 }
 
+// wireICEServers converts the engine's TURN servers to the wire form; their
+// credentials are always passwords (strings).
+func wireICEServers(servers []webrtc.ICEServer) []wire.ICEServer {
+	var out []wire.ICEServer
+	for _, s := range servers {
+		cred, _ := s.Credential.(string)
+		out = append(out, wire.ICEServer{URLs: s.URLs, Username: s.Username, Credential: cred})
+	}
+	return out
+}
+
 // welcome sends a joined connection its state (and consoles the roster presence).
 func (r *Room) welcome(c *conn, id string, replaced bool, ice []webrtc.ICEServer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c.send(TypeWelcome, id, WelcomeMsg{Code: c.code, PeerID: c.peerID, Role: c.role, Leader: c.leader,
-		District: c.p.District, Replaced: replaced, State: c.scopeSnapshot(r.snapshot(c.code)), ICEServers: ice})
-	if c.role == RoleConsole {
-		c.send(TypePresenceSnapshot, "", c.scopePresence(r.presenceSnapshot()))
+	c.send(wire.TypeWelcome, id, wire.WelcomeMsg{Code: c.code, PeerID: c.peerID, Role: c.role, Leader: c.leader,
+		District: c.p.District, Replaced: replaced, State: c.scopeSnapshot(r.snapshot(c.code)), ICEServers: wireICEServers(ice)})
+	if c.role == wire.RoleConsole {
+		c.send(wire.TypePresenceSnapshot, "", c.scopePresence(r.presenceSnapshot()))
 	}
 }
 
@@ -337,35 +350,35 @@ func (r *Room) Presence(code string) string {
 func (r *Room) Counts() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := map[string]int{StateJoined: 0, StateConnected: 0, StateDegraded: 0, StateOffline: 0}
+	out := map[string]int{wire.StateJoined: 0, wire.StateConnected: 0, wire.StateDegraded: 0, wire.StateOffline: 0}
 	for code, m := range r.members {
 		if code != CommandCode {
 			out[m.state]++
 		}
 	}
-	if st := r.effective(CommandCode); st != StateOffline || r.members[CommandCode] != nil {
+	if st := r.effective(CommandCode); st != wire.StateOffline || r.members[CommandCode] != nil {
 		out[st]++
 	}
 	return out
 }
 
 // presenceSnapshot lists every known endpoint's presence. Called with mu held.
-func (r *Room) presenceSnapshot() PresenceSnapshotMsg {
-	out := PresenceSnapshotMsg{Endpoints: []PresenceMsg{}}
+func (r *Room) presenceSnapshot() wire.PresenceSnapshotMsg {
+	out := wire.PresenceSnapshotMsg{Endpoints: []wire.PresenceMsg{}}
 	seen := map[string]bool{}
 	for _, code := range r.roster {
 		seen[code] = true
 		if m := r.members[code]; m != nil && m.stats.Code != "" { // stats only once there are some
 			st := m.stats
-			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code), Reason: m.reason, Stats: &st})
+			out.Endpoints = append(out.Endpoints, wire.PresenceMsg{Code: code, State: r.effective(code), Reason: m.reason, Stats: &st})
 		} else {
-			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: r.effective(code)})
+			out.Endpoints = append(out.Endpoints, wire.PresenceMsg{Code: code, State: r.effective(code)})
 		}
 	}
 	for _, code := range sortedKeys(r.members) {
 		if !seen[code] {
 			m := r.members[code]
-			out.Endpoints = append(out.Endpoints, PresenceMsg{Code: code, State: m.state})
+			out.Endpoints = append(out.Endpoints, wire.PresenceMsg{Code: code, State: m.state})
 		}
 	}
 	return out
@@ -378,7 +391,7 @@ func (r *Room) tick(now time.Time) {
 	changed := false
 	for code, m := range r.members {
 		r.publishPresence(m, now)
-		if m.conn == nil && m.state == StateOffline && now.Sub(m.offlineAt) >= StateRetention {
+		if m.conn == nil && m.state == wire.StateOffline && now.Sub(m.offlineAt) >= StateRetention {
 			changed = r.forget(code) || changed
 		}
 	}
@@ -393,7 +406,7 @@ func (r *Room) forget(code string) (routing bool) {
 	delete(r.members, code)
 	if r.floor == code {
 		r.floor, routing = "", true
-		r.toAll(TypeFloor, FloorMsg{})
+		r.toAll(wire.TypeFloor, wire.FloorMsg{})
 	}
 	if r.privateLine == code {
 		r.privateLine, routing = "", true
@@ -465,7 +478,7 @@ func (r *Room) policyState() *PolicyState {
 	}
 	for _, id := range sortedKeys(r.conns) {
 		c := r.conns[id]
-		st.Subscribers = append(st.Subscribers, Subscriber{PeerID: id, Code: c.code, Console: c.role == RoleConsole, Tiles: r.tiles[id], Sees: c.scope})
+		st.Subscribers = append(st.Subscribers, Subscriber{PeerID: id, Code: c.code, Console: c.role == wire.RoleConsole, Tiles: r.tiles[id], Sees: c.scope})
 	}
 	st.Subscribers = append(st.Subscribers, r.extSubscribers()...) // WHEP viewers
 	return st
@@ -485,7 +498,7 @@ func (r *Room) toAll(typ string, payload any) {
 func (r *Room) toConsoles(typ string, payload any) {
 	msg := encode(typ, "", payload)
 	for _, c := range r.conns {
-		if c.role == RoleConsole {
+		if c.role == wire.RoleConsole {
 			c.sendRaw(msg)
 		}
 	}
@@ -503,8 +516,8 @@ func (r *Room) toCode(code, typ string, payload any) bool {
 func (r *Room) handsCopy() []string { return append([]string{}, r.hands...) }
 
 // snapshot is the state a connection gets in its welcome. Called with mu held.
-func (r *Room) snapshot(code string) Snapshot {
-	s := Snapshot{Session: "none", Hands: r.handsCopy(), RollCall: r.rollCall, MutedCodes: []string{}}
+func (r *Room) snapshot(code string) wire.Snapshot {
+	s := wire.Snapshot{Session: "none", Hands: r.handsCopy(), RollCall: r.rollCall, MutedCodes: []string{}}
 	if r.sessionID != "" {
 		id := r.sessionID
 		s.Session, s.SessionID = "in_progress", &id

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 func testRoom(codes ...string) *Room {
@@ -23,14 +24,14 @@ func fakeConn(code, peerID, role string, staff int64) *conn {
 }
 
 // drain returns the messages of one type queued for c.
-func drain(c *conn, typ string) []Envelope {
-	var out []Envelope
+func drain(c *conn, typ string) []wire.Envelope {
+	var out []wire.Envelope
 	for {
 		m, ok := c.out.pop()
 		if !ok {
 			return out
 		}
-		var env Envelope
+		var env wire.Envelope
 		if json.Unmarshal(m.data, &env) == nil && env.Type == typ {
 			out = append(out, env)
 		}
@@ -49,7 +50,7 @@ func TestRestoreKeepsStateFromRestoreTime(t *testing.T) {
 	if r.floor != "a" || r.privateLine != "b" || !r.rollCall || !slices.Equal(r.hands, []string{"c", "b"}) || !r.members["d"].muted {
 		t.Fatalf("restore: floor %q pl %q roll %v hands %v", r.floor, r.privateLine, r.rollCall, r.hands)
 	}
-	if p := r.Presence("a"); p != StateOffline {
+	if p := r.Presence("a"); p != wire.StateOffline {
 		t.Fatalf("restored endpoint presence %q, want offline", p)
 	}
 	r.tick(t0.Add(StateRetention - time.Second))
@@ -57,7 +58,7 @@ func TestRestoreKeepsStateFromRestoreTime(t *testing.T) {
 		t.Fatalf("state dropped before %v from the restore", StateRetention)
 	}
 	// "a" returns in time: it keeps the floor.
-	c := fakeConn("a", "a#1", RoleEndpoint, 0)
+	c := fakeConn("a", "a#1", wire.RoleEndpoint, 0)
 	r.join(c)
 	r.tick(t0.Add(StateRetention + time.Second))
 	if r.floor != "a" {
@@ -111,14 +112,14 @@ func TestJudgeHealth(t *testing.T) {
 // degraded (path lost) → offline after the grace; consoles are told each change.
 func TestPresenceTransitions(t *testing.T) {
 	r := testRoom("a")
-	con := fakeConn(CommandCode, "staff:x#1", RoleConsole, 7)
+	con := fakeConn(CommandCode, "staff:x#1", wire.RoleConsole, 7)
 	r.join(con)
-	c := fakeConn("a", "a#1", RoleEndpoint, 0)
+	c := fakeConn("a", "a#1", wire.RoleEndpoint, 0)
 	r.join(c)
 	seen := func() []string {
 		var out []string
-		for _, e := range drain(con, TypePresence) {
-			var p PresenceMsg
+		for _, e := range drain(con, wire.TypePresence) {
+			var p wire.PresenceMsg
 			_ = json.Unmarshal(e.Payload, &p)
 			if p.Code == "a" {
 				out = append(out, p.State)
@@ -130,49 +131,49 @@ func TestPresenceTransitions(t *testing.T) {
 	r.mediaState(c, 0, true)
 	r.mediaState(c, 1, true)
 	r.updateStats(c, sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.08, LastRTCP: now}, BitrateIn: 1e5}, now)
-	if p := r.Presence("a"); p != StateDegraded {
+	if p := r.Presence("a"); p != wire.StateDegraded {
 		t.Fatalf("8%% loss: %s", p)
 	}
 	r.updateStats(c, sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.01, LastRTCP: now}, BitrateIn: 1e5}, now)
 	r.mediaState(c, 0, false)
 	r.mediaState(c, 1, false)
-	if p := r.Presence("a"); p != StateDegraded {
+	if p := r.Presence("a"); p != wire.StateDegraded {
 		t.Fatalf("path just lost: %s", p)
 	}
 	// The media path stays lost while the WebSocket still looks alive: offline after
 	// the grace, as the conventions say, not "joined".
 	r.tick(time.Now().Add(PathLostGrace + time.Second))
-	want := []string{StateJoined, StateConnected, StateDegraded, StateConnected, StateDegraded, StateOffline}
+	want := []string{wire.StateJoined, wire.StateConnected, wire.StateDegraded, wire.StateConnected, wire.StateDegraded, wire.StateOffline}
 	if got := seen(); !slices.Equal(got, want) {
 		t.Fatalf("presence sequence %v, want %v", got, want)
 	}
 	// The dead WebSocket is noticed later: no flap back to degraded.
 	r.leave(c, false)
-	if got := seen(); len(got) != 0 || r.Presence("a") != StateOffline {
+	if got := seen(); len(got) != 0 || r.Presence("a") != wire.StateOffline {
 		t.Fatalf("after the WebSocket timed out: %v, %s", got, r.Presence("a"))
 	}
 	// Back on a new connection and media: connected again.
-	c2 := fakeConn("a", "a#2", RoleEndpoint, 0)
+	c2 := fakeConn("a", "a#2", wire.RoleEndpoint, 0)
 	r.join(c2)
 	r.mediaState(c2, 0, true)
-	if got := seen(); !slices.Equal(got, []string{StateJoined, StateConnected}) {
+	if got := seen(); !slices.Equal(got, []string{wire.StateJoined, wire.StateConnected}) {
 		t.Fatalf("on return: %v", got)
 	}
 	r.leave(c2, true)
-	if got := seen(); !slices.Equal(got, []string{StateOffline}) || r.Presence("a") != StateOffline {
+	if got := seen(); !slices.Equal(got, []string{wire.StateOffline}) || r.Presence("a") != wire.StateOffline {
 		t.Fatalf("after a clean close: %v", got)
 	}
 	// A WebSocket that drops without a clean close: degraded, offline after the grace.
-	c3 := fakeConn("a", "a#3", RoleEndpoint, 0)
+	c3 := fakeConn("a", "a#3", wire.RoleEndpoint, 0)
 	r.join(c3)
 	r.mediaState(c3, 0, true)
 	seen()
 	r.leave(c3, false)
-	if p := r.Presence("a"); p != StateDegraded {
+	if p := r.Presence("a"); p != wire.StateDegraded {
 		t.Fatalf("just dropped: %s", p)
 	}
 	r.tick(time.Now().Add(PathLostGrace + time.Second))
-	if p := r.Presence("a"); p != StateOffline {
+	if p := r.Presence("a"); p != wire.StateOffline {
 		t.Fatalf("dropped %v ago: %s", PathLostGrace+time.Second, p)
 	}
 }
@@ -181,35 +182,35 @@ func TestPresenceTransitions(t *testing.T) {
 // program, even though no device joined with endpoint 22's link.
 func TestCommandRoomOnlineFromConsoleProgram(t *testing.T) {
 	r := testRoom("a")
-	watcher := fakeConn(CommandCode, "staff:duty#1", RoleConsole, 8)
+	watcher := fakeConn(CommandCode, "staff:duty#1", wire.RoleConsole, 8)
 	r.join(watcher)
-	lead := fakeConn(CommandCode, "staff:lead#2", RoleConsole, 9)
+	lead := fakeConn(CommandCode, "staff:lead#2", wire.RoleConsole, 9)
 	lead.program = true
 	r.join(lead)
-	if p := r.Presence(CommandCode); p != StateOffline {
+	if p := r.Presence(CommandCode); p != wire.StateOffline {
 		t.Fatalf("before publishing: %s", p)
 	}
 	r.published(lead.peerID)
-	if p := r.Presence(CommandCode); p != StateConnected {
+	if p := r.Presence(CommandCode); p != wire.StateConnected {
 		t.Fatalf("while the console publishes the program: %s", p)
 	}
-	if n := r.Counts()[StateConnected]; n != 1 {
+	if n := r.Counts()[wire.StateConnected]; n != 1 {
 		t.Fatalf("online count %d, want 1 (the command room)", n)
 	}
-	var snap PresenceSnapshotMsg
+	var snap wire.PresenceSnapshotMsg
 	snap = r.presenceSnapshot()
-	if snap.Endpoints[0].Code != CommandCode || snap.Endpoints[0].State != StateConnected {
+	if snap.Endpoints[0].Code != CommandCode || snap.Endpoints[0].State != wire.StateConnected {
 		t.Fatalf("snapshot: %+v", snap.Endpoints[0])
 	}
-	msgs := drain(watcher, TypePresence)
+	msgs := drain(watcher, wire.TypePresence)
 	if len(msgs) != 1 || !json.Valid(msgs[0].Payload) || string(msgs[0].Payload) != `{"code":"22","state":"connected"}` {
 		t.Fatalf("consoles told %v", msgs)
 	}
 	r.leave(lead, true)
-	if p := r.Presence(CommandCode); p != StateOffline {
+	if p := r.Presence(CommandCode); p != wire.StateOffline {
 		t.Fatalf("after the console left: %s", p)
 	}
-	if msgs := drain(watcher, TypePresence); len(msgs) != 1 {
+	if msgs := drain(watcher, wire.TypePresence); len(msgs) != 1 {
 		t.Fatalf("consoles not told the command room went offline: %v", msgs)
 	}
 }

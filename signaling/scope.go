@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // District authority on /ws ("phân quyền điều hành"). The console of staff limited
@@ -45,7 +46,7 @@ func filterCodes(codes []string, keep func(string) bool) []string {
 func (r *Room) toConsolesAbout(code, typ string, payload any) {
 	msg := encode(typ, "", payload)
 	for _, c := range r.conns {
-		if c.role == RoleConsole && c.sees(code) {
+		if c.role == wire.RoleConsole && c.sees(code) {
 			c.sendRaw(msg)
 		}
 	}
@@ -54,13 +55,13 @@ func (r *Room) toConsolesAbout(code, typ string, payload any) {
 // sendHands tells every connection the hand queue; a district's console gets its
 // own units' hands only. Called with mu held.
 func (r *Room) sendHands() {
-	full := encode(TypeHands, "", HandsMsg{Queue: r.handsCopy()})
+	full := encode(wire.TypeHands, "", wire.HandsMsg{Queue: r.handsCopy()})
 	for _, c := range r.conns {
 		if c.scope == nil {
 			c.sendRaw(full)
 			continue
 		}
-		c.send(TypeHands, "", HandsMsg{Queue: filterCodes(r.hands, c.scope)})
+		c.send(wire.TypeHands, "", wire.HandsMsg{Queue: filterCodes(r.hands, c.scope)})
 	}
 }
 
@@ -72,10 +73,10 @@ func (r *Room) privateLineToConsoles(code string) {
 	if code != "" {
 		p = &code
 	}
-	full, closed := encode(TypePrivateLine, "", PrivateLineMsg{Code: p}), encode(TypePrivateLine, "", PrivateLineMsg{})
+	full, closed := encode(wire.TypePrivateLine, "", wire.PrivateLineMsg{Code: p}), encode(wire.TypePrivateLine, "", wire.PrivateLineMsg{})
 	for _, c := range r.conns {
 		switch {
-		case c.role != RoleConsole:
+		case c.role != wire.RoleConsole:
 		case code == "" || c.sees(code):
 			c.sendRaw(full)
 		default:
@@ -85,7 +86,7 @@ func (r *Room) privateLineToConsoles(code string) {
 }
 
 // scopeSnapshot trims a welcome's live state to what the connection sees.
-func (c *conn) scopeSnapshot(s Snapshot) Snapshot {
+func (c *conn) scopeSnapshot(s wire.Snapshot) wire.Snapshot {
 	if c.scope == nil {
 		return s
 	}
@@ -98,31 +99,31 @@ func (c *conn) scopeSnapshot(s Snapshot) Snapshot {
 }
 
 // scopePresence trims a presence snapshot to what the connection sees.
-func (c *conn) scopePresence(m PresenceSnapshotMsg) PresenceSnapshotMsg {
+func (c *conn) scopePresence(m wire.PresenceSnapshotMsg) wire.PresenceSnapshotMsg {
 	if c.scope == nil {
 		return m
 	}
-	m.Endpoints = slices.DeleteFunc(m.Endpoints, func(p PresenceMsg) bool { return !c.scope(p.Code) })
+	m.Endpoints = slices.DeleteFunc(m.Endpoints, func(p wire.PresenceMsg) bool { return !c.scope(p.Code) })
 	return m
 }
 
 // sendStats sends the health board to consoles, each the endpoints it sees.
 // Called with mu held.
-func (r *Room) sendStats(msg StatsMsg) {
-	full := encode(TypeStats, "", msg)
+func (r *Room) sendStats(msg wire.StatsMsg) {
+	full := encode(wire.TypeStats, "", msg)
 	for _, c := range r.conns {
 		switch {
-		case c.role != RoleConsole:
+		case c.role != wire.RoleConsole:
 		case c.scope == nil:
 			c.sendRaw(full)
 		default:
-			mine := StatsMsg{At: msg.At, Endpoints: []StatEntry{}}
+			mine := wire.StatsMsg{At: msg.At, Endpoints: []wire.StatEntry{}}
 			for _, e := range msg.Endpoints {
 				if c.scope(e.Code) {
 					mine.Endpoints = append(mine.Endpoints, e)
 				}
 			}
-			c.send(TypeStats, "", mine)
+			c.send(wire.TypeStats, "", mine)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // District authority on /ws: district A is 195 (Cẩm Phả), district B is 207 (Cô Tô).
@@ -80,10 +81,10 @@ func TestScopedConsoleE2E(t *testing.T) {
 	b := communesOf(t, l, scopeDistB, 1)[0]
 	a1, a2 := inA[0], inA[1]
 	start := time.Now()
-	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, signaling.RoleConsole, true)
+	cmd := l.dial(l.a.Endpoint(signaling.CommandCode).Token, wire.RoleConsole, true)
 	eps := l.dialMany([]string{a1, a2, b})
-	lead := l.dial(l.leader.Token, signaling.RoleConsole, false)
-	dc := l.dial(scopedToken(t, l, "lead195", auth.RoleLeader, scopeDistA), signaling.RoleConsole, false)
+	lead := l.dial(l.leader.Token, wire.RoleConsole, false)
+	dc := l.dial(scopedToken(t, l, "lead195", auth.RoleLeader, scopeDistA), wire.RoleConsole, false)
 	for _, c := range append([]*client.Client{cmd, lead, dc}, eps[a1], eps[a2], eps[b]) {
 		if err := c.WaitConnected(30 * time.Second); err != nil {
 			t.Fatalf("media: %v", err)
@@ -94,17 +95,17 @@ func TestScopedConsoleE2E(t *testing.T) {
 
 	// The welcome: not a leader, limited to A; the snapshot has A's units and 22.
 	w := dc.Welcome()
-	if w.Leader || w.District != scopeDistA || w.Role != signaling.RoleConsole {
+	if w.Leader || w.District != scopeDistA || w.Role != wire.RoleConsole {
 		t.Fatalf("scoped welcome: leader %v district %q role %s", w.Leader, w.District, w.Role)
 	}
 	if lw := lead.Welcome(); !lw.Leader || lw.District != "" {
 		t.Fatalf("unscoped welcome: %+v", lw)
 	}
-	snaps := dc.Messages(signaling.TypePresenceSnapshot)
+	snaps := dc.Messages(wire.TypePresenceSnapshot)
 	if len(snaps) == 0 {
 		t.Fatal("no presence snapshot")
 	}
-	snap := payloadOf[signaling.PresenceSnapshotMsg](t, snaps[len(snaps)-1].Envelope)
+	snap := payloadOf[wire.PresenceSnapshotMsg](t, snaps[len(snaps)-1].Envelope)
 	got := map[string]string{}
 	for _, p := range snap.Endpoints {
 		got[p.Code] = p.State
@@ -115,7 +116,7 @@ func TestScopedConsoleE2E(t *testing.T) {
 	if len(got) >= 100 {
 		t.Fatalf("scoped presence snapshot has %d units, want district %s's only", len(got), scopeDistA)
 	}
-	all := payloadOf[signaling.PresenceSnapshotMsg](t, lead.Messages(signaling.TypePresenceSnapshot)[0].Envelope)
+	all := payloadOf[wire.PresenceSnapshotMsg](t, lead.Messages(wire.TypePresenceSnapshot)[0].Envelope)
 	if len(all.Endpoints) != 191 {
 		t.Fatalf("unscoped presence snapshot has %d units", len(all.Endpoints))
 	}
@@ -124,21 +125,21 @@ func TestScopedConsoleE2E(t *testing.T) {
 	t0 := time.Now()
 	queue := func(c *client.Client, want []string) {
 		t.Helper()
-		if _, err := c.WaitMessage(signaling.TypeHands, t0, 10*time.Second, func(e signaling.Envelope) bool {
-			return slices.Equal(payloadOf[signaling.HandsMsg](t, e).Queue, want)
+		if _, err := c.WaitMessage(wire.TypeHands, t0, 10*time.Second, func(e wire.Envelope) bool {
+			return slices.Equal(payloadOf[wire.HandsMsg](t, e).Queue, want)
 		}); err != nil {
 			t.Fatalf("hands %v: %v", want, err)
 		}
 	}
-	send(t, eps[b], signaling.TypeRaiseHand, nil)
+	send(t, eps[b], wire.TypeRaiseHand, nil)
 	queue(lead, []string{b}) // the two connections' hands are ordered by the server, not by the test
-	send(t, eps[a1], signaling.TypeRaiseHand, nil)
+	send(t, eps[a1], wire.TypeRaiseHand, nil)
 	queue(lead, []string{b, a1})
 	queue(dc, []string{a1})
 
 	// The health board: the district's console gets stats of its own units only.
-	if _, err := dc.WaitMessage(signaling.TypeStats, t0, 10*time.Second, func(e signaling.Envelope) bool {
-		return len(payloadOf[signaling.StatsMsg](t, e).Endpoints) > 0
+	if _, err := dc.WaitMessage(wire.TypeStats, t0, 10*time.Second, func(e wire.Envelope) bool {
+		return len(payloadOf[wire.StatsMsg](t, e).Endpoints) > 0
 	}); err != nil {
 		t.Fatalf("scoped console has no stats: %v", err)
 	}
@@ -148,24 +149,24 @@ func TestScopedConsoleE2E(t *testing.T) {
 		typ     string
 		payload any
 	}{
-		{signaling.TypeGiveFloor, signaling.CodeMsg{Code: a1}},
-		{signaling.TypeRevokeFloor, nil},
-		{signaling.TypeMute, signaling.CodeMsg{Code: a1}},
-		{signaling.TypeMuteAll, nil},
-		{signaling.TypeRequestUnmute, signaling.CodeMsg{Code: a1}},
-		{signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: a1}},
-		{signaling.TypePrivateLineClose, nil},
-		{signaling.TypeRollCallStart, nil},
-		{signaling.TypeRollCallStop, nil},
-		{signaling.TypeRemove, signaling.CodeMsg{Code: a1}},
-		{signaling.TypeSessionEnd, nil},
+		{wire.TypeGiveFloor, wire.CodeMsg{Code: a1}},
+		{wire.TypeRevokeFloor, nil},
+		{wire.TypeMute, wire.CodeMsg{Code: a1}},
+		{wire.TypeMuteAll, nil},
+		{wire.TypeRequestUnmute, wire.CodeMsg{Code: a1}},
+		{wire.TypePrivateLineOpen, wire.CodeMsg{Code: a1}},
+		{wire.TypePrivateLineClose, nil},
+		{wire.TypeRollCallStart, nil},
+		{wire.TypeRollCallStop, nil},
+		{wire.TypeRemove, wire.CodeMsg{Code: a1}},
+		{wire.TypeSessionEnd, nil},
 	} {
 		t1 := time.Now()
 		id, err := dc.Send(m.typ, m.payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := dc.WaitError(signaling.ErrForbidden, t1, 5*time.Second)
+		e, err := dc.WaitError(wire.ErrForbidden, t1, 5*time.Second)
 		if err != nil || e.ID != id || !strings.Contains(e.Message, "province") {
 			t.Fatalf("%s from the scoped console: %+v, %v", m.typ, e, err)
 		}
@@ -184,15 +185,15 @@ func TestScopedConsoleE2E(t *testing.T) {
 	// Tiles: another district's endpoint is refused (as if it did not exist), and
 	// nothing of the request applies; its own units are watched.
 	t2 := time.Now()
-	id, err := dc.Send(signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{
+	id, err := dc.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{
 		{Code: a1, Visible: true, Size: "small"}, {Code: b, Visible: true, Size: "small"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := dc.WaitError(signaling.ErrUnknownCode, t2, 5*time.Second); err != nil || e.ID != id {
+	if e, err := dc.WaitError(wire.ErrUnknownCode, t2, 5*time.Second); err != nil || e.ID != id {
 		t.Fatalf("tile of %s: %+v, %v", b, e, err)
 	}
-	send(t, dc, signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{
+	send(t, dc, wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{
 		{Code: a1, Visible: true, Size: "small"}, {Code: a2, Visible: true, Size: "small"}}})
 	d := waitT(t, "scoped console tiles of its communes", 20*time.Second, func() bool {
 		return dc.Received(a1, t2)["tile_0"].Keyframes > 0 && dc.Received(a2, t2)["tile_1"].Keyframes > 0
@@ -202,27 +203,27 @@ func TestScopedConsoleE2E(t *testing.T) {
 	// Mutes and the private line with B are the province's business: the district's
 	// console is told nothing of B (the line shows as closed), but all of A.
 	t3 := time.Now()
-	send(t, lead, signaling.TypeMute, signaling.CodeMsg{Code: b})
-	send(t, lead, signaling.TypeMute, signaling.CodeMsg{Code: a2})
-	if _, err := dc.WaitMessage(signaling.TypeMute, t3, 5*time.Second, func(e signaling.Envelope) bool {
-		return payloadOf[signaling.MuteMsg](t, e).Code == a2
+	send(t, lead, wire.TypeMute, wire.CodeMsg{Code: b})
+	send(t, lead, wire.TypeMute, wire.CodeMsg{Code: a2})
+	if _, err := dc.WaitMessage(wire.TypeMute, t3, 5*time.Second, func(e wire.Envelope) bool {
+		return payloadOf[wire.MuteMsg](t, e).Code == a2
 	}); err != nil {
 		t.Fatalf("scoped console not told of %s's mute: %v", a2, err)
 	}
-	send(t, lead, signaling.TypePrivateLineOpen, signaling.CodeMsg{Code: b})
-	if _, err := lead.WaitMessage(signaling.TypePrivateLine, t3, 5*time.Second, func(e signaling.Envelope) bool {
-		p := payloadOf[signaling.PrivateLineMsg](t, e)
+	send(t, lead, wire.TypePrivateLineOpen, wire.CodeMsg{Code: b})
+	if _, err := lead.WaitMessage(wire.TypePrivateLine, t3, 5*time.Second, func(e wire.Envelope) bool {
+		p := payloadOf[wire.PrivateLineMsg](t, e)
 		return p.Code != nil && *p.Code == b
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if env, err := dc.WaitMessage(signaling.TypePrivateLine, t3, 5*time.Second, nil); err != nil ||
-		payloadOf[signaling.PrivateLineMsg](t, env).Code != nil {
+	if env, err := dc.WaitMessage(wire.TypePrivateLine, t3, 5*time.Second, nil); err != nil ||
+		payloadOf[wire.PrivateLineMsg](t, env).Code != nil {
 		t.Fatalf("scoped console's private line with %s: %s, %v", b, env.Payload, err)
 	}
 	// A console of the district joining now gets the same view in its welcome:
 	// hands, mutes and the private line of its own units only.
-	dc2 := l.dial(scopedToken(t, l, "duty195", auth.RoleDuty, scopeDistA), signaling.RoleConsole, false)
+	dc2 := l.dial(scopedToken(t, l, "duty195", auth.RoleDuty, scopeDistA), wire.RoleConsole, false)
 	if st := dc2.Welcome().State; !slices.Equal(st.Hands, []string{a1}) || !slices.Equal(st.MutedCodes, []string{a2}) || st.PrivateLine != nil {
 		t.Fatalf("scoped welcome state: hands %v, muted %v, private line %v", st.Hands, st.MutedCodes, st.PrivateLine)
 	}
@@ -230,23 +231,23 @@ func TestScopedConsoleE2E(t *testing.T) {
 		t.Fatalf("unscoped console's welcome: %+v", st)
 	}
 	dc2.Close()
-	send(t, lead, signaling.TypePrivateLineClose, nil)
+	send(t, lead, wire.TypePrivateLineClose, nil)
 	// B's microphone comes back (asked and accepted) for the roll call; a2 stays muted.
 	t35 := time.Now()
-	send(t, lead, signaling.TypeRequestUnmute, signaling.CodeMsg{Code: b})
-	if _, err := eps[b].WaitMessage(signaling.TypeUnmuteRequest, t35, 5*time.Second, nil); err != nil {
+	send(t, lead, wire.TypeRequestUnmute, wire.CodeMsg{Code: b})
+	if _, err := eps[b].WaitMessage(wire.TypeUnmuteRequest, t35, 5*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
-	send(t, eps[b], signaling.TypeUnmuteAccept, nil)
-	if _, err := lead.WaitMessage(signaling.TypeMute, t35, 5*time.Second, func(e signaling.Envelope) bool {
-		m := payloadOf[signaling.MuteMsg](t, e)
+	send(t, eps[b], wire.TypeUnmuteAccept, nil)
+	if _, err := lead.WaitMessage(wire.TypeMute, t35, 5*time.Second, func(e wire.Envelope) bool {
+		m := payloadOf[wire.MuteMsg](t, e)
 		return m.Code == b && !m.Muted
 	}); err != nil {
 		t.Fatal(err)
 	}
 
 	// The roll call: the district's console hears its own open microphones only.
-	send(t, lead, signaling.TypeRollCallStart, nil)
+	send(t, lead, wire.TypeRollCallStart, nil)
 	t4 := time.Now()
 	waitHears(t, "the province hears B and A in the roll call", lead, t4, b, a1)
 	waitHears(t, "the district hears A in the roll call", dc, t4, a1)
@@ -254,13 +255,13 @@ func TestScopedConsoleE2E(t *testing.T) {
 	if hears(dc, b, rw) {
 		t.Errorf("the scoped console hears %s of district %s in the roll call", b, scopeDistB)
 	}
-	send(t, lead, signaling.TypeRollCallStop, nil)
+	send(t, lead, wire.TypeRollCallStop, nil)
 
 	// The floor is for everyone: given to B, the district sees and hears it.
 	t5 := time.Now()
-	send(t, lead, signaling.TypeGiveFloor, signaling.CodeMsg{Code: b})
-	if _, err := dc.WaitMessage(signaling.TypeFloor, t5, 5*time.Second, func(e signaling.Envelope) bool {
-		p := payloadOf[signaling.FloorMsg](t, e)
+	send(t, lead, wire.TypeGiveFloor, wire.CodeMsg{Code: b})
+	if _, err := dc.WaitMessage(wire.TypeFloor, t5, 5*time.Second, func(e wire.Envelope) bool {
+		p := payloadOf[wire.FloorMsg](t, e)
 		return p.Code != nil && *p.Code == b
 	}); err != nil {
 		t.Fatalf("scoped console not told of the floor: %v", err)
@@ -270,8 +271,8 @@ func TestScopedConsoleE2E(t *testing.T) {
 	})
 	// Its own tile request naming B stays refused though B holds the floor.
 	t6 := time.Now()
-	id, _ = dc.Send(signaling.TypeVisibility, signaling.VisibilityMsg{Tiles: []signaling.TileMsg{{Code: b, Visible: true}}})
-	if e, err := dc.WaitError(signaling.ErrUnknownCode, t6, 5*time.Second); err != nil || e.ID != id {
+	id, _ = dc.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: []wire.TileMsg{{Code: b, Visible: true}}})
+	if e, err := dc.WaitError(wire.ErrUnknownCode, t6, 5*time.Second); err != nil || e.ID != id {
 		t.Fatalf("tile of the floor holder %s: %+v, %v", b, e, err)
 	}
 	for slot := range dc.Received(b, time.Time{}) {
@@ -283,13 +284,13 @@ func TestScopedConsoleE2E(t *testing.T) {
 	// B leaves: the province sees it go offline; the district is never told.
 	t7 := time.Now()
 	eps[b].Close()
-	waitPresence(t, lead, "province", b, signaling.StateOffline, "", t7, 10*time.Second)
+	waitPresence(t, lead, "province", b, wire.StateOffline, "", t7, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // what would have gone to both is sent in one pass
-	if m := mentions(dc, hidden, signaling.TypePresence, signaling.TypePresenceSnapshot, signaling.TypeHands,
-		signaling.TypeMute, signaling.TypeStats, signaling.TypePrivateLine); len(m) > 0 {
+	if m := mentions(dc, hidden, wire.TypePresence, wire.TypePresenceSnapshot, wire.TypeHands,
+		wire.TypeMute, wire.TypeStats, wire.TypePrivateLine); len(m) > 0 {
 		t.Fatalf("the scoped console was told about district %s: %v", scopeDistB, m)
 	}
-	if m := mentions(lead, []string{b}, signaling.TypePresence, signaling.TypeHands, signaling.TypeMute); len(m) == 0 {
+	if m := mentions(lead, []string{b}, wire.TypePresence, wire.TypeHands, wire.TypeMute); len(m) == 0 {
 		t.Fatal("the unscoped console was told nothing of B (the check above proves nothing)")
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // TestPolicyScopedConsole: a district's console gets the program and the floor, its
@@ -52,11 +53,11 @@ func TestScopeSnapshot(t *testing.T) {
 	s := &Service{parents: map[string]string{"195": "22", "06760": "195", "207": "22", "07192": "207"}}
 	c := &conn{scope: s.scopeOf(auth.Principal{Username: "hoa", Role: auth.RoleDuty, District: "195"})}
 	pl := "07192"
-	got := c.scopeSnapshot(Snapshot{Hands: []string{"07192", "06760"}, MutedCodes: []string{"06760", "07192"}, PrivateLine: &pl})
+	got := c.scopeSnapshot(wire.Snapshot{Hands: []string{"07192", "06760"}, MutedCodes: []string{"06760", "07192"}, PrivateLine: &pl})
 	if !reflect.DeepEqual(got.Hands, []string{"06760"}) || !reflect.DeepEqual(got.MutedCodes, []string{"06760"}) || got.PrivateLine != nil {
 		t.Fatalf("scoped snapshot: %+v", got)
 	}
-	m := c.scopePresence(PresenceSnapshotMsg{Endpoints: []PresenceMsg{{Code: "22"}, {Code: "195"}, {Code: "207"}, {Code: "07192"}, {Code: "06760"}}})
+	m := c.scopePresence(wire.PresenceSnapshotMsg{Endpoints: []wire.PresenceMsg{{Code: "22"}, {Code: "195"}, {Code: "207"}, {Code: "07192"}, {Code: "06760"}}})
 	var codes []string
 	for _, p := range m.Endpoints {
 		codes = append(codes, p.Code)

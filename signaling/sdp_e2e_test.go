@@ -12,8 +12,8 @@ import (
 	"github.com/pion/ice/v2"
 	"github.com/pion/webrtc/v3"
 
-	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // loopbackAPI is a Pion API like the synthetic client's: browser codecs, loopback
@@ -65,7 +65,7 @@ func newLegs(t *testing.T, c *wsClient) *legs {
 func (g *legs) pump() {
 	defer g.wg.Done()
 	next := 0
-	var pending []signaling.CandidateMsg
+	var pending []wire.CandidateMsg
 	for {
 		select {
 		case <-g.stop:
@@ -74,15 +74,15 @@ func (g *legs) pump() {
 		}
 		g.c.mu.Lock()
 		for ; next < len(g.c.msgs); next++ {
-			if e := g.c.msgs[next].env; e.Type == signaling.TypeICECandidate {
-				var m signaling.CandidateMsg
+			if e := g.c.msgs[next].env; e.Type == wire.TypeICECandidate {
+				var m wire.CandidateMsg
 				if json.Unmarshal(e.Payload, &m) == nil && m.Candidate != nil {
 					pending = append(pending, m)
 				}
 			}
 		}
 		g.c.mu.Unlock()
-		pending = slices.DeleteFunc(pending, func(m signaling.CandidateMsg) bool {
+		pending = slices.DeleteFunc(pending, func(m wire.CandidateMsg) bool {
 			pc := g.pub
 			if m.Target == "subscriber" {
 				pc = g.sub
@@ -90,7 +90,7 @@ func (g *legs) pump() {
 			if pc.RemoteDescription() == nil {
 				return false
 			}
-			_ = pc.AddICECandidate(*m.Candidate)
+			_ = pc.AddICECandidate(webrtc.ICECandidateInit(*m.Candidate))
 			return true
 		})
 	}
@@ -143,15 +143,15 @@ func TestBadSDPKeepsLegsE2E(t *testing.T) {
 	g := newLegs(t, c)
 	n := 0
 	id := func() string { n++; return fmt.Sprintf("r%d", n) }
-	sdpMsg := func(s string) signaling.SDPMsg { return signaling.SDPMsg{SDP: s} }
+	sdpMsg := func(s string) wire.SDPMsg { return wire.SDPMsg{SDP: s} }
 
 	// Subscriber leg: bad answers to the first offer, then the right one.
 	from := c.mark()
-	c.join(signaling.RoleEndpoint)
+	c.join(wire.RoleEndpoint)
 	answerOffer := func(from int) (good string) {
 		t.Helper()
-		m := c.wait(from, "subscriber_offer", func(e signaling.Envelope) bool { return e.Type == signaling.TypeSubscriberOffer })
-		var o signaling.SDPMsg
+		m := c.wait(from, "subscriber_offer", func(e wire.Envelope) bool { return e.Type == wire.TypeSubscriberOffer })
+		var o wire.SDPMsg
 		_ = json.Unmarshal(m.env.Payload, &o)
 		if err := g.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
 			t.Fatal(err)
@@ -169,13 +169,13 @@ func TestBadSDPKeepsLegsE2E(t *testing.T) {
 			"a section missing":  good[:strings.LastIndex(good, "m=")],
 		} {
 			f, r := c.mark(), id()
-			c.send(signaling.TypeSubscriberAnswer, r, sdpMsg(bad))
-			e := c.expectError(f, r, signaling.ErrInvalidSDP)
+			c.send(wire.TypeSubscriberAnswer, r, sdpMsg(bad))
+			e := c.expectError(f, r, wire.ErrInvalidSDP)
 			t.Logf("subscriber answer with %s: %s", name, e.Message)
 		}
 		f, r := c.mark(), id()
-		c.send(signaling.TypeSubscriberAnswer, r, sdpMsg(good))
-		c.expectAck(f, r, signaling.TypeSubscriberAnswer)
+		c.send(wire.TypeSubscriberAnswer, r, sdpMsg(good))
+		c.expectAck(f, r, wire.TypeSubscriberAnswer)
 		return good
 	}
 	answerOffer(from)
@@ -183,8 +183,8 @@ func TestBadSDPKeepsLegsE2E(t *testing.T) {
 
 	// ice_restart still works, and so does the same dance on its offer.
 	f, r := c.mark(), id()
-	c.send(signaling.TypeICERestart, r, nil)
-	c.expectAck(f, r, signaling.TypeICERestart)
+	c.send(wire.TypeICERestart, r, nil)
+	c.expectAck(f, r, wire.TypeICERestart)
 	answerOffer(f)
 	waitPC(t, "subscriber leg connected after the ICE restart", g.sub)
 
@@ -214,17 +214,17 @@ func TestBadSDPKeepsLegsE2E(t *testing.T) {
 			"garbage fingerprints": strings.ReplaceAll(good, "a=fingerprint:sha-256 ", "a=fingerprint:sha-256 00"),
 		} {
 			f, r := c.mark(), id()
-			c.send(signaling.TypePublishOffer, r, sdpMsg(bad))
-			e := c.expectError(f, r, signaling.ErrInvalidSDP)
+			c.send(wire.TypePublishOffer, r, sdpMsg(bad))
+			e := c.expectError(f, r, wire.ErrInvalidSDP)
 			t.Logf("publish offer with %s: %s", name, e.Message)
 		}
 		f, r := c.mark(), id()
-		c.send(signaling.TypePublishOffer, r, sdpMsg(good))
+		c.send(wire.TypePublishOffer, r, sdpMsg(good))
 		m := c.reply(f, r)
-		if m.env.Type != signaling.TypePublishAnswer {
+		if m.env.Type != wire.TypePublishAnswer {
 			t.Fatalf("the right publish offer after bad ones answered with %s", m.raw)
 		}
-		var a signaling.SDPMsg
+		var a wire.SDPMsg
 		_ = json.Unmarshal(m.env.Payload, &a)
 		if err := g.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
 			t.Fatal(err)
@@ -237,8 +237,8 @@ func TestBadSDPKeepsLegsE2E(t *testing.T) {
 
 	// The subscriber leg still answers too.
 	f, r = c.mark(), id()
-	c.send(signaling.TypeICERestart, r, nil)
-	c.expectAck(f, r, signaling.TypeICERestart)
+	c.send(wire.TypeICERestart, r, nil)
+	c.expectAck(f, r, wire.TypeICERestart)
 	answerOffer(f)
 	waitPC(t, "subscriber leg connected at the end", g.sub)
 }

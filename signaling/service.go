@@ -25,6 +25,7 @@ import (
 	"github.com/opscenter/opscenter/eventbus"
 	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Config holds the signaling limits; zero fields take the defaults.
@@ -305,7 +306,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := newConn(s, ws, p)
 	if c.staffID != 0 && !s.room.staffAcquire(c.staffID) {
 		c.staffID = 0 // not counted
-		c.sendErr(ErrTooManyConns, fmt.Sprintf("at most %d connections per account", maxStaffConns), "")
+		c.sendErr(wire.ErrTooManyConns, fmt.Sprintf("at most %d connections per account", maxStaffConns), "")
 		c.closeAfter(websocket.StatusPolicyViolation, "too many connections")
 		c.writeLoop()
 		_ = ws.CloseNow()
@@ -428,7 +429,7 @@ func (s *Service) applySlot(p *sfu.Peer, ap map[string]appliedSlot, slot string,
 
 func (s *Service) onLayerDemand(peerID, rid string, needed bool) {
 	if c := s.room.connByPeer(peerID); c != nil {
-		c.send(TypeLayerControl, "", LayerControlMsg{RID: rid, Active: needed})
+		c.send(wire.TypeLayerControl, "", wire.LayerControlMsg{RID: rid, Active: needed})
 	}
 }
 
@@ -478,7 +479,7 @@ func (s *Service) audit(ctx context.Context, actor, action, code string, after a
 	if err := s.auditor.Record(ctx, store.Event{Key: uuid.NewString(), At: time.Now(), Actor: actor, Action: action,
 		Entity: entity, EntityID: id, SessionID: sid, After: doc}); err != nil {
 		s.log.Error("signaling: audit", "action", action, "err", err)
-		return perr(ErrInternal, "the action could not be written to the audit log; it was not applied")
+		return perr(wire.ErrInternal, "the action could not be written to the audit log; it was not applied")
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
 		s.log.Warn("signaling: slow audit write", "action", action, "took", d)
@@ -540,7 +541,7 @@ func (s *Service) onEvent(ev store.Event) {
 		// by a new link): it must not stay in the room on the strength of an old login.
 		// A device that authenticated after the change holds the new credential.
 		if c := s.room.endpointConn(ev.EntityID); c != nil && c.authAt.Before(ev.At) {
-			c.send(TypeRemoved, "", RemovedMsg{By: ev.Actor, Reason: "credential_revoked"})
+			c.send(wire.TypeRemoved, "", wire.RemovedMsg{By: ev.Actor, Reason: "credential_revoked"})
 			c.clean.Store(true)
 			c.closeAfter(StatusCredentialRevoked, "join link revoked or replaced")
 		}
@@ -551,7 +552,7 @@ func (s *Service) onEvent(ev store.Event) {
 		if len(ev.After) == 0 || json.Unmarshal(ev.After, &doc) != nil || len(doc.TargetCodes) == 0 {
 			return
 		}
-		sent := s.room.sendToCodes(doc.TargetCodes, TypeDirective, DirectiveMsg{EventID: ev.ID, Directive: ev.After})
+		sent := s.room.sendToCodes(doc.TargetCodes, wire.TypeDirective, wire.DirectiveMsg{EventID: ev.ID, Directive: ev.After})
 		if len(sent) > 0 {
 			s.wg.Add(1)
 			go s.markDelivered(ev.EntityID, sent)
@@ -621,11 +622,11 @@ func (s *Service) collectStats(now time.Time) {
 	for i := range items {
 		items[i].st = items[i].c.peer.Stats()
 	}
-	entries := make([]StatEntry, 0, len(items))
+	entries := make([]wire.StatEntry, 0, len(items))
 	for _, it := range items {
 		if e, ok := s.room.updateStats(it.c, it.st, now); ok {
 			entries = append(entries, e)
 		}
 	}
-	s.room.broadcastStats(StatsMsg{At: now.UTC(), Endpoints: entries})
+	s.room.broadcastStats(wire.StatsMsg{At: now.UTC(), Endpoints: entries})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // programPackets counts the program packets (video and audio) a client received.
@@ -133,12 +134,12 @@ func runSlowSubscriber(t testing.TB) slowResult {
 	// The program at the rates (~1.7 Mbit/s), so a stalled TCP path
 	// backs up within seconds.
 	cmd, err := client.Dial(ctx, client.Options{URL: a.URL(), Token: a.Endpoint(signaling.CommandCode).Token,
-		Role: signaling.RoleConsole, Publish: true, Layers: pauseLayers, FPS: 15})
+		Role: wire.RoleConsole, Publish: true, Layers: pauseLayers, FPS: 15})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cmd.Close)
-	lead, err := client.Dial(ctx, client.Options{URL: a.URL(), Token: leader.Token, Role: signaling.RoleConsole})
+	lead, err := client.Dial(ctx, client.Options{URL: a.URL(), Token: leader.Token, Role: wire.RoleConsole})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,10 +217,10 @@ func runSlowSubscriber(t testing.TB) slowResult {
 	time.Sleep(time.Second) // let the stall bite
 	// The server stays responsive meanwhile: a leader ping is answered.
 	p0 := time.Now()
-	if _, err := lead.Send(signaling.TypePing, nil); err != nil {
+	if _, err := lead.Send(wire.TypePing, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lead.WaitMessage(signaling.TypePong, p0, 5*time.Second, nil); err != nil {
+	if _, err := lead.WaitMessage(wire.TypePong, p0, 5*time.Second, nil); err != nil {
 		t.Errorf("the leader's ping went unanswered during the stall: %v", err)
 	}
 	pong := time.Since(p0)
@@ -258,7 +259,7 @@ func runSlowSubscriber(t testing.TB) slowResult {
 	})
 	t.Logf("the server cut the stalled subscriber %v after the stall began (waited %v after the measurement)",
 		time.Since(stallAt), cut)
-	if p := a.Live.Presence(slowCode); p == signaling.StateConnected {
+	if p := a.Live.Presence(slowCode); p == wire.StateConnected {
 		t.Errorf("stalled %s still shown connected after the cut", slowCode)
 	}
 	// The others are untouched.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // wsClient is a hand-driven /ws client: it sends exactly what a test says and
@@ -30,7 +30,7 @@ type wsClient struct {
 }
 
 type wsMsg struct {
-	env signaling.Envelope
+	env wire.Envelope
 	raw []byte
 }
 
@@ -62,7 +62,7 @@ func (c *wsClient) read() {
 			c.mu.Unlock()
 			return
 		}
-		var env signaling.Envelope
+		var env wire.Envelope
 		_ = json.Unmarshal(b, &env)
 		c.msgs = append(c.msgs, wsMsg{env: env, raw: b})
 		c.cond.Broadcast()
@@ -73,7 +73,7 @@ func (c *wsClient) read() {
 // send writes one message; payload nil sends none.
 func (c *wsClient) send(typ, id string, payload any) {
 	c.t.Helper()
-	env := signaling.Envelope{Type: typ, ID: id}
+	env := wire.Envelope{Type: typ, ID: id}
 	if payload != nil {
 		b, err := json.Marshal(payload)
 		if err != nil {
@@ -98,7 +98,7 @@ func (c *wsClient) mark() int {
 
 // wait returns the first message at or after position from that matches, or
 // fails the test after timeout.
-func (c *wsClient) wait(from int, what string, match func(signaling.Envelope) bool) wsMsg {
+func (c *wsClient) wait(from int, what string, match func(wire.Envelope) bool) wsMsg {
 	c.t.Helper()
 	m, err := c.waitErr(from, 10*time.Second, match)
 	if err != nil {
@@ -107,7 +107,7 @@ func (c *wsClient) wait(from int, what string, match func(signaling.Envelope) bo
 	return m
 }
 
-func (c *wsClient) waitErr(from int, timeout time.Duration, match func(signaling.Envelope) bool) (wsMsg, error) {
+func (c *wsClient) waitErr(from int, timeout time.Duration, match func(wire.Envelope) bool) (wsMsg, error) {
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
 	defer timer.Stop()
@@ -136,29 +136,29 @@ func (c *wsClient) waitErr(from int, timeout time.Duration, match func(signaling
 // reply waits for the reply to request id: any message with that id.
 func (c *wsClient) reply(from int, id string) wsMsg {
 	c.t.Helper()
-	return c.wait(from, "reply to "+id, func(e signaling.Envelope) bool { return e.ID == id })
+	return c.wait(from, "reply to "+id, func(e wire.Envelope) bool { return e.ID == id })
 }
 
 // expectAck waits for the reply to id and checks it is an ack of typ.
 func (c *wsClient) expectAck(from int, id, typ string) {
 	c.t.Helper()
 	m := c.reply(from, id)
-	if m.env.Type != signaling.TypeAck {
+	if m.env.Type != wire.TypeAck {
 		c.t.Fatalf("%s (id %s) answered with %s", typ, id, m.raw)
 	}
-	var a signaling.AckMsg
+	var a wire.AckMsg
 	if err := json.Unmarshal(m.env.Payload, &a); err != nil || a.Type != typ {
 		c.t.Fatalf("ack for %s: %s", typ, m.raw)
 	}
 }
 
 // expectError waits for the reply to id and checks it is an error with code.
-func (c *wsClient) expectError(from int, id, code string) signaling.ErrorMsg {
+func (c *wsClient) expectError(from int, id, code string) wire.ErrorMsg {
 	c.t.Helper()
 	m := c.reply(from, id)
-	var e signaling.ErrorMsg
+	var e wire.ErrorMsg
 	_ = json.Unmarshal(m.env.Payload, &e)
-	if m.env.Type != signaling.TypeError || e.Code != code || e.ID != id {
+	if m.env.Type != wire.TypeError || e.Code != code || e.ID != id {
 		c.t.Fatalf("request %s: got %s, want error %s", id, m.raw, code)
 	}
 	return e
@@ -168,9 +168,9 @@ func (c *wsClient) expectError(from int, id, code string) signaling.ErrorMsg {
 func (c *wsClient) join(role string) wsMsg {
 	c.t.Helper()
 	from := c.mark()
-	c.send(signaling.TypeJoin, "join", signaling.JoinMsg{Role: role})
+	c.send(wire.TypeJoin, "join", wire.JoinMsg{Role: role})
 	m := c.reply(from, "join")
-	if m.env.Type != signaling.TypeWelcome {
+	if m.env.Type != wire.TypeWelcome {
 		c.t.Fatalf("join answered with %s", m.raw)
 	}
 	return m

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Options configure one soak run.
@@ -174,12 +175,12 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 		return client.Dial(dctx, client.Options{URL: t.URL, Token: token, Role: role, Publish: publish,
 			Layers: soakLayers, FPS: o.FPS, AutoReconnect: true})
 	}
-	program, err := dial(t.Tokens[signaling.CommandCode], signaling.RoleConsole, true)
+	program, err := dial(t.Tokens[signaling.CommandCode], wire.RoleConsole, true)
 	if err != nil {
 		return nil, fmt.Errorf("command room: %w", err)
 	}
 	defer program.Close()
-	console, err := dial(t.Leader, signaling.RoleConsole, false)
+	console, err := dial(t.Leader, wire.RoleConsole, false)
 	if err != nil {
 		return nil, fmt.Errorf("leader console: %w", err)
 	}
@@ -197,7 +198,7 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dial(t.Tokens[code], signaling.RoleEndpoint, true)
+			c, err := dial(t.Tokens[code], wire.RoleEndpoint, true)
 			if err != nil {
 				dialErrs.Add(1)
 				logf("join %s: %v", code, err)
@@ -240,7 +241,7 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 					return
 				case <-tk.C:
 				}
-				if _, err := console.Send(signaling.TypeGiveFloor, signaling.CodeMsg{Code: codes[i%len(codes)]}); err == nil {
+				if _, err := console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: codes[i%len(codes)]}); err == nil {
 					atomic.AddInt64(&rep.FloorMoves, 1)
 				}
 			}
@@ -334,7 +335,7 @@ func churn(ctx context.Context, o Options, codes []string, t *target, fl *fleet,
 		atomic.AddInt64(&rep.Leaves, 1)
 		// If the run ends meanwhile, still rejoin, so the end figures see everyone.
 		sleepCtx(ctx, 2*time.Second)
-		nc, err := dial(t.Tokens[code], signaling.RoleEndpoint, true)
+		nc, err := dial(t.Tokens[code], wire.RoleEndpoint, true)
 		if err != nil {
 			logf("churn: rejoin %s: %v", code, err)
 			continue

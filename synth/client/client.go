@@ -25,7 +25,7 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/webrtc/v3"
 
-	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Layer is one simulcast encoding the client publishes.
@@ -96,7 +96,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Role == "" {
-		o.Role = signaling.RoleEndpoint
+		o.Role = wire.RoleEndpoint
 	}
 	if len(o.Layers) == 0 {
 		o.Layers = StdLayers
@@ -142,7 +142,7 @@ type Client struct {
 	mu      sync.Mutex
 	ws      *websocket.Conn
 	sess    *session // media of the current connection
-	welcome signaling.WelcomeMsg
+	welcome wire.WelcomeMsg
 	msgs    map[string][]Msg
 	nextID  atomic.Int64
 
@@ -176,7 +176,7 @@ func (c *Client) PauseSignaling(paused bool) { c.sigPaused.Store(paused) }
 // SetMic turns the synthetic microphone on or off and tells the server (mute_state).
 func (c *Client) SetMic(on bool) error {
 	c.micOff.Store(!on)
-	_, err := c.Send(signaling.TypeMuteState, signaling.MuteStateMsg{Audio: on, Video: !c.opts.NoVideo})
+	_, err := c.Send(wire.TypeMuteState, wire.MuteStateMsg{Audio: on, Video: !c.opts.NoVideo})
 	return err
 }
 
@@ -238,18 +238,18 @@ func (c *Client) connect(ctx context.Context) error {
 	go s.readLoop()
 
 	since := time.Now()
-	if _, err := c.Send(signaling.TypeJoin, signaling.JoinMsg{Role: c.opts.Role,
-		Device: signaling.DeviceInfo{UserAgent: "opscenter-synth", Camera: !c.opts.NoVideo, Mic: !c.opts.NoAudio}}); err != nil {
+	if _, err := c.Send(wire.TypeJoin, wire.JoinMsg{Role: c.opts.Role,
+		Device: wire.DeviceInfo{UserAgent: "opscenter-synth", Camera: !c.opts.NoVideo, Mic: !c.opts.NoAudio}}); err != nil {
 		return err
 	}
-	env, err := c.WaitMessage(signaling.TypeWelcome, since, 10*time.Second, nil)
+	env, err := c.WaitMessage(wire.TypeWelcome, since, 10*time.Second, nil)
 	if err != nil {
 		if e, ok := c.LastError(); ok {
 			return fmt.Errorf("join refused: %s: %s", e.Code, e.Message)
 		}
 		return fmt.Errorf("join: %w", err)
 	}
-	var w signaling.WelcomeMsg
+	var w wire.WelcomeMsg
 	if err := json.Unmarshal(env.Payload, &w); err != nil {
 		return fmt.Errorf("welcome: %w", err)
 	}
@@ -257,7 +257,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.welcome = w
 	c.mu.Unlock()
 	if c.micOff.Load() { // a reconnect keeps the microphone state
-		if _, err := c.Send(signaling.TypeMuteState, signaling.MuteStateMsg{Audio: false, Video: !c.opts.NoVideo}); err != nil {
+		if _, err := c.Send(wire.TypeMuteState, wire.MuteStateMsg{Audio: false, Video: !c.opts.NoVideo}); err != nil {
 			return err
 		}
 	}
@@ -270,7 +270,7 @@ func (c *Client) connect(ctx context.Context) error {
 }
 
 // Welcome returns the last welcome message.
-func (c *Client) Welcome() signaling.WelcomeMsg {
+func (c *Client) Welcome() wire.WelcomeMsg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.welcome
@@ -290,7 +290,7 @@ func (c *Client) Send(typ string, payload any) (string, error) {
 		}
 		raw = b
 	}
-	b, err := json.Marshal(signaling.Envelope{Type: typ, ID: id, Payload: raw})
+	b, err := json.Marshal(wire.Envelope{Type: typ, ID: id, Payload: raw})
 	if err != nil {
 		return "", err
 	}
@@ -308,7 +308,7 @@ func (c *Client) sendOn(ws *websocket.Conn, typ string, payload any) (string, er
 		}
 		raw = b
 	}
-	b, err := json.Marshal(signaling.Envelope{Type: typ, ID: id, Payload: raw})
+	b, err := json.Marshal(wire.Envelope{Type: typ, ID: id, Payload: raw})
 	if err != nil {
 		return "", err
 	}
@@ -334,11 +334,11 @@ const keepPerType = 500
 
 // Msg is a received server message with its arrival time.
 type Msg struct {
-	signaling.Envelope
+	wire.Envelope
 	At time.Time
 }
 
-func (c *Client) record(env signaling.Envelope) {
+func (c *Client) record(env wire.Envelope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := append(c.msgs[env.Type], Msg{env, time.Now()})
@@ -357,8 +357,8 @@ func (c *Client) Messages(typ string) []Msg {
 
 // WaitMessage waits for a message of type typ received at or after since for which
 // match (if given) is true.
-func (c *Client) WaitMessage(typ string, since time.Time, timeout time.Duration, match func(signaling.Envelope) bool) (signaling.Envelope, error) {
-	var out signaling.Envelope
+func (c *Client) WaitMessage(typ string, since time.Time, timeout time.Duration, match func(wire.Envelope) bool) (wire.Envelope, error) {
+	var out wire.Envelope
 	err := WaitFor(func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -377,21 +377,21 @@ func (c *Client) WaitMessage(typ string, since time.Time, timeout time.Duration,
 }
 
 // LastError returns the last error message received.
-func (c *Client) LastError() (signaling.ErrorMsg, bool) {
-	l := c.Messages(signaling.TypeError)
+func (c *Client) LastError() (wire.ErrorMsg, bool) {
+	l := c.Messages(wire.TypeError)
 	if len(l) == 0 {
-		return signaling.ErrorMsg{}, false
+		return wire.ErrorMsg{}, false
 	}
-	var e signaling.ErrorMsg
+	var e wire.ErrorMsg
 	_ = json.Unmarshal(l[len(l)-1].Payload, &e)
 	return e, true
 }
 
 // WaitError waits for an error message with the given code received after since.
-func (c *Client) WaitError(code string, since time.Time, timeout time.Duration) (signaling.ErrorMsg, error) {
-	var e signaling.ErrorMsg
-	_, err := c.WaitMessage(signaling.TypeError, since, timeout, func(env signaling.Envelope) bool {
-		var x signaling.ErrorMsg
+func (c *Client) WaitError(code string, since time.Time, timeout time.Duration) (wire.ErrorMsg, error) {
+	var e wire.ErrorMsg
+	_, err := c.WaitMessage(wire.TypeError, since, timeout, func(env wire.Envelope) bool {
+		var x wire.ErrorMsg
 		if json.Unmarshal(env.Payload, &x) == nil && x.Code == code {
 			e = x
 			return true

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/opscenter/opscenter/internal/app/apptest"
-	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store/storetest"
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
@@ -53,7 +53,7 @@ func TestAutoReconnectAfterDrop(t *testing.T) {
 		}
 		t.Logf("drop %d: reconnected and media connected in %v", i, time.Since(start))
 	}
-	if a.Live.Presence("07192") == signaling.StateOffline {
+	if a.Live.Presence("07192") == wire.StateOffline {
 		t.Fatal("server sees the endpoint offline after the reconnects")
 	}
 }

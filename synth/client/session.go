@@ -15,8 +15,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
-	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/media"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // mediaAPI is the client's Pion API (shared by its successive connections).
@@ -123,15 +123,15 @@ func (s *session) readLoop() {
 			s.closeStatus = websocket.CloseStatus(err)
 			return
 		}
-		var env signaling.Envelope
+		var env wire.Envelope
 		if err := json.Unmarshal(b, &env); err != nil {
 			s.c.opts.Log.Warn("synth: bad server message", "err", err)
 			continue
 		}
 		s.c.record(env)
 		switch env.Type {
-		case signaling.TypeSubscriberOffer:
-			var m signaling.SDPMsg
+		case wire.TypeSubscriberOffer:
+			var m wire.SDPMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				select {
 				case s.offers <- s.c.mapSDP(m.SDP):
@@ -139,25 +139,25 @@ func (s *session) readLoop() {
 					return
 				}
 			}
-		case signaling.TypePublishAnswer:
-			var m signaling.SDPMsg
+		case wire.TypePublishAnswer:
+			var m wire.SDPMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				select {
 				case s.answers <- s.c.mapSDP(m.SDP):
 				default:
 				}
 			}
-		case signaling.TypeICECandidate:
-			var m signaling.CandidateMsg
+		case wire.TypeICECandidate:
+			var m wire.CandidateMsg
 			if json.Unmarshal(env.Payload, &m) == nil && m.Candidate != nil {
 				leg := legPub
 				if m.Target == "subscriber" {
 					leg = legSub
 				}
-				s.addCandidate(leg, *m.Candidate)
+				s.addCandidate(leg, webrtc.ICECandidateInit(*m.Candidate))
 			}
-		case signaling.TypeLayerControl:
-			var m signaling.LayerControlMsg
+		case wire.TypeLayerControl:
+			var m wire.LayerControlMsg
 			if json.Unmarshal(env.Payload, &m) == nil {
 				s.setPaused(m.RID, !m.Active)
 			}
@@ -217,8 +217,8 @@ func (s *session) newPC(leg int) (*webrtc.PeerConnection, error) {
 	})
 	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
 		if ci != nil {
-			j := ci.ToJSON()
-			s.send(signaling.TypeICECandidate, signaling.CandidateMsg{Target: target, Candidate: &j})
+			j := wire.ICECandidateInit(ci.ToJSON())
+			s.send(wire.TypeICECandidate, wire.CandidateMsg{Target: target, Candidate: &j})
 		}
 	})
 	s.mu.Lock()
@@ -306,7 +306,7 @@ func (s *session) answerOffer(offer string) error {
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	s.send(signaling.TypeSubscriberAnswer, signaling.SDPMsg{SDP: pc.LocalDescription().SDP})
+	s.send(wire.TypeSubscriberAnswer, wire.SDPMsg{SDP: pc.LocalDescription().SDP})
 	return nil
 }
 
@@ -455,7 +455,7 @@ func (s *session) offerPublish(pc *webrtc.PeerConnection, opts *webrtc.OfferOpti
 	for len(s.answers) > 0 { // drop stale answers
 		<-s.answers
 	}
-	s.send(signaling.TypePublishOffer, signaling.SDPMsg{SDP: pc.LocalDescription().SDP})
+	s.send(wire.TypePublishOffer, wire.SDPMsg{SDP: pc.LocalDescription().SDP})
 	select {
 	case ans := <-s.answers:
 		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
@@ -530,7 +530,7 @@ func (s *session) restartICE() error {
 			return err
 		}
 	}
-	s.send(signaling.TypeICERestart, signaling.Empty{})
+	s.send(wire.TypeICERestart, wire.Empty{})
 	return nil
 }
 

@@ -88,6 +88,7 @@ function pageItems() {
 
 /** Tells the server which tiles are visible, each with its slot (its position). */
 function sendVisibility() {
+  /** @type {import('./protocol.js').TileMsg[]} */
   const tiles = pageItems().map((e, i) => ({ code: e.code, slot: i, visible: true, size: e.code === st.selected ? 'large' : 'small' }));
   sig.send(C.visibility, { tiles });
 }
@@ -364,7 +365,7 @@ async function init() {
   media = new MediaLink(sig);
   sig.on('state', (p) => { st.link = p.state; renderAll(); });
   sig.on('down', () => media.close());
-  sig.on(M.welcome, (/** @type {import('./protocol.js').Welcome} */ w) => {
+  sig.on(M.welcome, (/** @type {import('./protocol.js').WelcomeMsg} */ w) => {
     st.leader = w.leader;
     const s = w.state;
     st.floor = s.floor;
@@ -379,8 +380,13 @@ async function init() {
     renderAll();
   });
   sig.on(M.presence, (p) => {
-    if (Array.isArray(p.endpoints)) for (const x of p.endpoints) setPresence(x);
-    else setPresence(p);
+    setPresence(p);
+    renderHealth();
+    renderWall();
+  });
+  // The whole roster's presence (with the last stats), sent after each welcome.
+  sig.on(M.presenceSnapshot, (p) => {
+    for (const x of p.endpoints || []) setPresence(x);
     renderHealth();
     renderWall();
   });

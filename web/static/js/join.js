@@ -15,7 +15,7 @@ const st = {
   code: '',
   name: '',
   link: 'idle',
-  /** @type {import('./protocol.js').Welcome|null} */
+  /** @type {import('./protocol.js').WelcomeMsg|null} */
   welcome: null,
   floor: /** @type {string|null} */ (null),
   hands: /** @type {string[]} */ ([]),
@@ -162,7 +162,7 @@ function joinLive() {
   media = m;
   s.on('state', (p) => { st.link = p.state; renderConn(p.retryIn); if (p.state === 'replaced') { setPhase('replaced'); byId('linkmsg').textContent = t('conn.replaced'); m.close(); } });
   s.on('down', () => { m.close(); st.presence = ''; st.presenceReason = ''; renderConn(); });
-  s.on(M.welcome, (/** @type {import('./protocol.js').Welcome} */ w) => {
+  s.on(M.welcome, (/** @type {import('./protocol.js').WelcomeMsg} */ w) => {
     st.welcome = w;
     st.presence = 'joined';
     st.presenceReason = '';

@@ -103,7 +103,7 @@ export class MediaLink extends EventTarget {
     this.failTimers = {};
     this.statsTimer = setInterval(() => this.#sample().catch((e) => this.#warn('stats', e)), 2000);
 
-    sig.on(S.publishAnswer, (p, env) => this.#enqueue('pub', () => this.#onPublishAnswer(p.sdp, env && env.id)));
+    sig.on(S.publishAnswer, (p, env) => this.#enqueue('pub', () => this.#onPublishAnswer(p.sdp, env?.id)));
     sig.on(S.subscriberOffer, (p) => this.#enqueue('sub', () => this.#onSubscriberOffer(p.sdp)));
     sig.on(S.iceCandidate, (p) => {
       const key = p.target === 'subscriber' ? 'sub' : 'pub';
@@ -216,7 +216,10 @@ export class MediaLink extends EventTarget {
     const key = target === 'publisher' ? 'pub' : 'sub';
     pc.onicecandidate = (ev) => {
       if (pc !== this[key]) return;
-      this.sig.send(C.iceCandidate, { target, candidate: ev.candidate ? ev.candidate.toJSON() : null });
+      const c = ev.candidate;
+      // Field by field rather than toJSON(), whose fields are all optional in the DOM types.
+      const candidate = c ? { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex, usernameFragment: c.usernameFragment } : null;
+      this.sig.send(C.iceCandidate, { target, candidate });
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this[key]) return;
@@ -277,7 +280,7 @@ export class MediaLink extends EventTarget {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const id = 'pub' + ++this.offer.seq;
-    if (!this.sig.send(C.publishOffer, { sdp: pc.localDescription?.sdp }, id)) {
+    if (!this.sig.send(C.publishOffer, { sdp: pc.localDescription?.sdp ?? '' }, id)) {
       // The link is down: the next welcome resets the PeerConnections and publishes again.
       await pc.setLocalDescription({ type: 'rollback' });
       return;
@@ -367,7 +370,7 @@ export class MediaLink extends EventTarget {
     await this.#drain('sub');
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    this.sig.send(C.subscriberAnswer, { sdp: pc.localDescription?.sdp });
+    this.sig.send(C.subscriberAnswer, { sdp: pc.localDescription?.sdp ?? '' });
   }
 
   /**

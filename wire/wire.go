@@ -1,17 +1,18 @@
-package signaling
-
-// The wire protocol: one JSON envelope per WebSocket text message,
+// Package wire is the signaling wire protocol: one JSON envelope per WebSocket text
+// message,
 //
 //	{"type": "...", "id": "client request id (optional)", "payload": {...}}
 //
-// with one Go struct per message type. docs/protocol.md documents every message with
-// an example; keep the two in step.
+// with one Go struct per message type. The server (signaling) and every Go client
+// (synth/client, loadgen) import it; it imports only the standard library so that a
+// client does not pull in the server. docs/protocol.md documents every message with an
+// example, and web/static/js/protocol.js mirrors the types for the browser (a test
+// here fails when the two differ).
+package wire
 
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/pion/webrtc/v3"
 )
 
 // Envelope is the frame of every message in both directions.
@@ -128,8 +129,17 @@ type SDPMsg struct {
 
 // CandidateMsg trickles one ICE candidate; Candidate nil means end of candidates.
 type CandidateMsg struct {
-	Target    string                   `json:"target"` // "publisher" or "subscriber"
-	Candidate *webrtc.ICECandidateInit `json:"candidate"`
+	Target    string            `json:"target"` // "publisher" or "subscriber"
+	Candidate *ICECandidateInit `json:"candidate"`
+}
+
+// ICECandidateInit is the browser's RTCIceCandidateInit. Its fields are those of
+// pion's webrtc.ICECandidateInit, so the two convert to each other directly.
+type ICECandidateInit struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex"`
+	UsernameFragment *string `json:"usernameFragment"`
 }
 
 // MuteStateMsg is the client's own microphone and camera state.
@@ -190,10 +200,18 @@ type WelcomeMsg struct {
 	Replaced bool     `json:"replaced"` // an older connection with this credential was closed
 	State    Snapshot `json:"state"`
 	// ICEServers lists the embedded TURN server with short-lived credentials, when enabled.
-	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
 	// District, for district-scoped staff, is the district the console is limited
 	// to: it is told about the program, the floor and that district's units only.
 	District string `json:"district,omitempty"`
+}
+
+// ICEServer is the browser's RTCIceServer with a password credential (the only kind
+// the embedded TURN server issues).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // Snapshot is the live session state as seen by one connection.
