@@ -38,10 +38,6 @@ func testConfig() Config {
 		NetworkTypes:    []string{"udp4"},
 		Interfaces:      []string{"lo"},
 		PauseDelay:      300 * time.Millisecond,
-		// Split every fan-out to two or more slots (with GOMAXPROCS > 1),
-		// so that the end-to-end tests run the spreader on a real engine,
-		// socket and SRTP output; the unit rig covers the serial path.
-		FanoutSpread: 1,
 	}
 }
 

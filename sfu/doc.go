@@ -11,7 +11,8 @@
 //   - ingress_*: what publishers send. ingress_publisher.go (a publisher
 //     leg's tracks arriving and ending), ingress_track.go (UpTrack: layers,
 //     watchers, layer demand), ingress_layer.go (upLayer: the reader
-//     goroutine, cache insert, fan-out), ingress_cache.go (the packet
+//     goroutine, cache insert, fan-out), ingress_spread.go (a large
+//     fan-out split across cores), ingress_cache.go (the packet
 //     cache), ingress_vp8.go, ingress_tap.go (taps for the record),
 //     ingress_rtcptap.go (publisher RTCP), ingress_losswin.go (recent loss).
 //   - egress_*: one downlink per subscriber leg, and the only code that
@@ -103,7 +104,13 @@
 // opscenter_sfu_downlink_legs{path} and opscenter_sfu_own_srtp_available),
 // and the datagram goes into the batch of batchConn, the
 // wrapper around the engine's single ICE UDP socket, which leaves in one
-// sendmmsg when the fan-out ends (never on a timer). A subscriber on ICE-TCP
+// sendmmsg when the fan-out ends (never on a timer). A fan-out to more than
+// Config.FanoutSpread slots (default 32) is split into parts that a pool of
+// GOMAXPROCS-1 helpers, started once per Engine, runs in parallel with the
+// reader, each helper with a sendmmsg batch of its own; the reader waits
+// for every part, so each subscriber still gets the layer's packets in
+// order, and takes back any part no helper has started (ingress_spread.go).
+// A subscriber on ICE-TCP
 // (whose socket can stall) gets a bounded queue and its own writer
 // goroutine, started on first use: the reader hands it a small value
 // (layer, seq, flags) and the writer copies the payload out of the cache,

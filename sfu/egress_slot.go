@@ -31,8 +31,9 @@ import (
 // mu is also taken on the control path, under the subscriber's
 // Peer.allocMu (see Peer), where it is never held together with Peer.mu or
 // UpTrack.mu. batchConn.mu is a leaf. The publisher reader that calls
-// enqueue holds no other lock of this package (fanout takes batchConn.mu
-// only inside begin and end).
+// enqueue, or the spreader worker running a part of its fan-out
+// (ingress_spread.go), holds no other lock of this package (fanout takes
+// batchConn.mu only inside begin and end; a worker's own batch has no lock).
 type Slot struct {
 	peer *Peer
 	name string

@@ -29,6 +29,9 @@ type Tap struct {
 	sink  TapSink
 
 	closed atomic.Bool
+	// standby: the tap takes its layer's packets when they flow but does not
+	// ask for the layer (SetStandby), so an unwatched layer stays paused.
+	standby atomic.Bool
 
 	mu  sync.Mutex // Refill's buffer; held while the sink runs, → packetCache.mu
 	buf [maxCachedPayload]byte
@@ -47,12 +50,18 @@ type TapSink interface {
 // Tap starts feeding sink with the packets of layer (clamped to 0..2; audio
 // and a non-simulcast video track have only layer 0, which is fed whatever
 // layer is asked). Close the tap to stop.
-func (t *UpTrack) Tap(layer int, sink TapSink) *Tap {
+func (t *UpTrack) Tap(layer int, sink TapSink) *Tap { return t.tap(layer, sink, false) }
+
+// StandbyTap is Tap on standby (see SetStandby): it asks for nothing yet.
+func (t *UpTrack) StandbyTap(layer int, sink TapSink) *Tap { return t.tap(layer, sink, true) }
+
+func (t *UpTrack) tap(layer int, sink TapSink, standby bool) *Tap {
 	layer = min(max(layer, 0), LayerHigh)
 	if t.kind != webrtc.RTPCodecTypeVideo {
 		layer = 0
 	}
 	tp := &Tap{track: t, layer: layer, sink: sink}
+	tp.standby.Store(standby)
 	t.mu.Lock()
 	if t.gone {
 		t.mu.Unlock()
@@ -69,10 +78,20 @@ func (t *UpTrack) Tap(layer int, sink TapSink) *Tap {
 	t.mu.Unlock()
 	t.peer.pubRTCP.taps.Add(1)
 	t.updateDemand()
-	if l := tp.source(); l != nil {
+	if l := tp.source(); l != nil && !standby {
 		l.requestPLI(true) // a recording starts at a keyframe
 	}
 	return tp
+}
+
+// SetStandby stops (true) or starts again (false) the tap asking for its
+// layer. A recording follows the best layer that flows: it asks for the top
+// one and the one it writes, and for every layer while the one it writes has
+// stopped, without keeping layers nobody watches unpaused the rest of the time.
+func (tp *Tap) SetStandby(on bool) {
+	if tp.standby.Swap(on) != on && !tp.closed.Load() {
+		tp.track.updateDemand()
+	}
 }
 
 // Track is the tapped track.
@@ -119,6 +138,18 @@ func (tp *Tap) source() *upLayer {
 		return l
 	}
 	return nil
+}
+
+// Flowing reports whether the tapped layer has had a packet in the last 1.5 s.
+// A publisher may never send its top layer (a small camera sends two), or
+// drop it when its uplink is short: the recording follows the best layer
+// that flows, so it checks its taps with this.
+func (tp *Tap) Flowing() bool {
+	if tp.closed.Load() {
+		return false
+	}
+	l := tp.source()
+	return l != nil && l.active(nanotime())
 }
 
 // RequestKeyframe sends a PLI to the publisher of the tapped layer (rate

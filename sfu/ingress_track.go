@@ -186,7 +186,9 @@ func (t *UpTrack) updateDemand() {
 	}
 	if tp := t.taps.Load(); tp != nil {
 		for _, x := range *tp {
-			need[x.layer] = true // a recording needs its layer, not the base
+			if !x.standby.Load() {
+				need[x.layer] = true // a recording needs its layer, not the base
+			}
 		}
 	}
 	for i := range t.demand {

@@ -236,6 +236,11 @@ func TestRecordSplitE2E(t *testing.T) {
 	slices.SortFunc(rs, func(a, b store.Recording) int { return a.StartedAt.Compare(b.StartedAt) })
 	var total, worstGap time.Duration
 	for i, r := range rs {
+		if r.State == "deleted" && r.Note == "no_media" {
+			// A split that began as the session ended got no media: the empty
+			// file is removed, and the index says so.
+			continue
+		}
 		if r.Kind != "program" || r.State != "closed" || r.SHA256 == nil || r.EndedAt == nil {
 			t.Errorf("recording %d: %s %s state %s note %q", i, r.Kind, r.SourceCode, r.State, r.Note)
 			continue

@@ -41,9 +41,14 @@ func (m *MediaRecorder) SetSplit(d time.Duration) { m.splitNs.Store(int64(d)) }
 func (m *MediaRecorder) Record(sessionID, kind, code string, video, audio *sfu.UpTrack) (signaling.Recording, error) {
 	r := &mediaRecording{m: m, session: sessionID, kind: kind, code: code, stop: make(chan struct{}),
 		done: make(chan struct{}), swapped: make(chan struct{}, 1)}
-	r.video.r, r.video.kind = r, record.Video
-	r.audio.r, r.audio.kind = r, record.Audio
-	h, err := r.open()
+	for _, s := range []*tapSink{&r.video, &r.audio} {
+		s.r = r
+		for i := range s.layers {
+			s.layers[i].s, s.layers[i].layer = s, int32(i)
+		}
+	}
+	r.video.kind, r.audio.kind = record.Video, record.Audio
+	h, err := r.open(-1)
 	if err != nil {
 		return nil, err
 	}
@@ -94,17 +99,66 @@ type mediaRecording struct {
 	done  chan struct{}
 }
 
-// tapSink is one track's sfu.TapSink: it writes to the recording's current
-// file and remembers the last sender report, for the next file.
+// tapSink is one track's recording: it writes to the recording's current file.
+// Video is tapped on every simulcast layer but written from one, the chosen
+// layer: the best that flows (see followLayer), since a publisher may never
+// send its top layer or may drop it for a while. Audio has one layer.
 type tapSink struct {
-	r    *mediaRecording
-	kind record.Kind
-	tap  atomic.Pointer[sfu.Tap]
+	r      *mediaRecording
+	kind   record.Kind
+	chosen atomic.Int32 // the layer written; -1 while a file changes layer
+	layers [sfu.LayerHigh + 1]layerTap
+	rising int // followLayer's count of checks that saw a higher layer flow
+}
+
+// layerTap is one layer's sfu.TapSink: it passes the chosen layer's packets
+// on and remembers the layer's last sender report, for the next file.
+type layerTap struct {
+	s     *tapSink
+	layer int32
+	tap   atomic.Pointer[sfu.Tap]
 
 	srMu  sync.Mutex
 	srNTP uint64
 	srRTP uint32
 	srOK  bool
+}
+
+func (l *layerTap) TapRTP(p *rtp.Packet) {
+	if l.s.chosen.Load() == l.layer {
+		l.s.TapRTP(p)
+	}
+}
+
+func (l *layerTap) TapSenderReport(ntp uint64, rtpTS uint32) {
+	l.srMu.Lock()
+	l.srNTP, l.srRTP, l.srOK = ntp, rtpTS, true
+	l.srMu.Unlock()
+	if l.s.chosen.Load() != l.layer {
+		return
+	}
+	if rec := l.s.r.cur.Load(); rec != nil {
+		rec.SenderReport(l.s.kind, ntp, rtpTS)
+	}
+}
+
+// tap is the chosen layer's tap (nil: none).
+func (s *tapSink) tap() *sfu.Tap {
+	c := s.chosen.Load()
+	if c < 0 {
+		return nil
+	}
+	return s.layers[c].tap.Load()
+}
+
+// best is the highest layer whose tap has packets flowing (-1: none).
+func (s *tapSink) best() int32 {
+	for i := len(s.layers) - 1; i >= 0; i-- {
+		if tp := s.layers[i].tap.Load(); tp != nil && tp.Flowing() {
+			return int32(i)
+		}
+	}
+	return -1
 }
 
 func (s *tapSink) TapRTP(p *rtp.Packet) {
@@ -164,52 +218,90 @@ func vp8KeyframeStart(b []byte) bool {
 	return i < len(b) && b[i]&0x01 == 0
 }
 
-func (s *tapSink) TapSenderReport(ntp uint64, rtpTS uint32) {
-	s.srMu.Lock()
-	s.srNTP, s.srRTP, s.srOK = ntp, rtpTS, true
-	s.srMu.Unlock()
-	if rec := s.r.cur.Load(); rec != nil {
-		rec.SenderReport(s.kind, ntp, rtpTS)
-	}
-}
-
-// replaySR gives a new file the last sender report, so its tracks are on one
-// timeline from the start.
-func (s *tapSink) replaySR(rec *record.Recorder) {
-	s.srMu.Lock()
-	ntp, ts, ok := s.srNTP, s.srRTP, s.srOK
-	s.srMu.Unlock()
+// replaySR gives a new file the last sender report of layer, so its tracks
+// are on one timeline from the start.
+func (s *tapSink) replaySR(rec *record.Recorder, layer int32) {
+	l := &s.layers[layer]
+	l.srMu.Lock()
+	ntp, ts, ok := l.srNTP, l.srRTP, l.srOK
+	l.srMu.Unlock()
 	if ok {
 		rec.SenderReport(s.kind, ntp, ts)
 	}
 }
 
-// set taps t (nil: none), replacing the current tap if it is another track.
+// set taps t (nil: none), replacing the current taps if they are of another
+// track. Video starts on the best layer flowing, else the top one.
 func (s *tapSink) set(t *sfu.UpTrack) {
-	old := s.tap.Load()
+	old := s.layers[0].tap.Load()
 	if old != nil && t != nil && old.Track() == t {
 		return
 	}
-	if old != nil {
-		old.Close()
-		s.tap.Store(nil)
-		s.srMu.Lock()
-		s.srOK = false
-		s.srMu.Unlock()
+	for i := range s.layers {
+		l := &s.layers[i]
+		if tp := l.tap.Load(); tp != nil {
+			tp.Close()
+			l.tap.Store(nil)
+		}
+		l.srMu.Lock()
+		l.srOK = false
+		l.srMu.Unlock()
 	}
-	if t != nil {
-		s.tap.Store(t.Tap(sfu.LayerHigh, s))
+	s.chosen.Store(0)
+	s.rising = 0
+	if t == nil {
+		return
+	}
+	n := 1
+	if s.kind == record.Video {
+		n = len(s.layers)
+	}
+	for i := 0; i < n-1; i++ {
+		s.layers[i].tap.Store(t.StandbyTap(i, &s.layers[i]))
+	}
+	s.layers[n-1].tap.Store(t.Tap(n-1, &s.layers[n-1]))
+	if b := s.best(); b >= 0 {
+		s.chosen.Store(b)
+	} else {
+		s.chosen.Store(int32(n - 1))
+	}
+	s.ask()
+}
+
+// ask sets which layers the taps ask the publisher for: the top one (the
+// program's high layer is what a recording is for) and the one written, or
+// every layer while the one written does not flow, so that the best of the
+// rest comes back. Others stay on standby: paused unless someone watches.
+func (s *tapSink) ask() {
+	c := s.chosen.Load()
+	flowing := false
+	if c >= 0 {
+		if tp := s.layers[c].tap.Load(); tp != nil {
+			flowing = tp.Flowing()
+		}
+	}
+	top := -1
+	for i := range s.layers {
+		if s.layers[i].tap.Load() != nil {
+			top = i
+		}
+	}
+	for i := range s.layers {
+		if tp := s.layers[i].tap.Load(); tp != nil {
+			tp.SetStandby(!(i == top || int32(i) == c || !flowing))
+		}
 	}
 }
 
-// open starts a file: the keyframe request goes to the video tap's publisher
-// layer (rate-limited PLI), a gap is refilled from the sfu's packet cache.
-func (r *mediaRecording) open() (*recording.Handle, error) {
+// open starts a file that will take video from layer: the keyframe request
+// goes to that layer's publisher (rate-limited PLI), a gap is refilled from
+// the sfu's packet cache.
+func (r *mediaRecording) open(layer int32) (*recording.Handle, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	h, err := r.m.Manager.Start(ctx, r.session, r.kind, r.code,
 		record.WithKeyframeRequest(func() {
-			if tp := r.video.tap.Load(); tp != nil {
+			if tp := r.video.tap(); tp != nil {
 				go tp.RequestKeyframe()
 			}
 		}),
@@ -218,7 +310,7 @@ func (r *mediaRecording) open() (*recording.Handle, error) {
 			if k == record.Audio {
 				s = &r.audio
 			}
-			if tp := s.tap.Load(); tp != nil {
+			if tp := s.tap(); tp != nil {
 				tp.Refill(first, n) // cache copy + non-blocking writes
 			}
 		}))
@@ -226,11 +318,13 @@ func (r *mediaRecording) open() (*recording.Handle, error) {
 		return nil, err
 	}
 	rec := h.Recorder()
-	r.video.replaySR(rec)
-	r.audio.replaySR(rec)
-	if tp := r.video.tap.Load(); tp != nil {
-		go tp.RequestKeyframe()
+	if layer >= 0 {
+		r.video.replaySR(rec, layer)
+		if tp := r.video.layers[layer].tap.Load(); tp != nil {
+			go tp.RequestKeyframe()
+		}
 	}
+	r.audio.replaySR(rec, 0)
 	return h, nil
 }
 
@@ -238,7 +332,7 @@ func (r *mediaRecording) open() (*recording.Handle, error) {
 // first keyframe (the video sink swaps), or after handoverWait at the latest.
 func (r *mediaRecording) handover(next *recording.Handle) {
 	rec := next.Recorder()
-	if r.video.tap.Load() == nil {
+	if r.video.tap() == nil {
 		r.cur.Store(rec)
 		return
 	}
@@ -296,6 +390,8 @@ func (r *mediaRecording) run(h *recording.Handle) {
 	log := r.m.log().With("kind", r.kind, "code", r.code, "session", r.session)
 	split := time.NewTimer(r.m.split())
 	defer split.Stop()
+	follow := time.NewTicker(time.Second)
+	defer follow.Stop()
 	closeFile := func(h *recording.Handle) {
 		if _, err := h.Close(); err != nil {
 			log.Error("recording: close", "id", h.ID(), "err", err)
@@ -326,7 +422,7 @@ func (r *mediaRecording) run(h *recording.Handle) {
 			// The next file first, so nothing is lost between the two: it
 			// starts at the next keyframe, which it asks for, and the current
 			// one is written until then.
-			next, err := r.open()
+			next, err := r.open(r.video.chosen.Load())
 			if err != nil {
 				log.Error("recording: next file", "err", err)
 				continue
@@ -334,13 +430,19 @@ func (r *mediaRecording) run(h *recording.Handle) {
 			r.handover(next)
 			closeFile(h)
 			h = next
+		case <-follow.C:
+			if next := r.followLayer(h, log); next != h {
+				closeFile(h)
+				h = next
+				split.Reset(r.m.split())
+			}
 		case <-done:
 			// Stopped by the manager (disk low, shutdown).
 			r.cur.CompareAndSwap(h.Recorder(), nil)
 			closeFile(h) // returns the first result
 			h = nil
 		case <-retry:
-			next, err := r.open()
+			next, err := r.open(r.video.chosen.Load())
 			if err != nil {
 				if !errors.Is(err, recording.ErrDiskLow) && !errors.Is(err, recording.ErrClosed) {
 					log.Warn("recording: restart", "err", err)
@@ -352,4 +454,67 @@ func (r *mediaRecording) run(h *recording.Handle) {
 			split.Reset(r.m.split())
 		}
 	}
+}
+
+// layerRiseChecks is how many one-second checks a higher layer must flow
+// before the recording moves up to it, so that a layer that flaps does not
+// cut a file each time. A layer that stopped is left at the first check.
+const layerRiseChecks = 3
+
+// followLayer moves the video to the best layer that flows and returns the
+// file to write from now on. A file that has video already ends there and
+// the next one starts on the new layer, since a layer is another RTP stream
+// (its own SSRC, sequence numbers and clock); the recorder starts it at a
+// keyframe, which open asks for. Runs on run's goroutine, like the splits.
+func (r *mediaRecording) followLayer(h *recording.Handle, log *slog.Logger) *recording.Handle {
+	s := &r.video
+	r.tapMu.Lock()
+	s.ask()
+	cur, best := s.chosen.Load(), s.best()
+	var from *sfu.Tap
+	if cur >= 0 {
+		from = s.layers[cur].tap.Load()
+	}
+	if best < 0 || best == cur || from == nil {
+		s.rising = 0
+		r.tapMu.Unlock()
+		return h
+	}
+	if best > cur && from.Flowing() {
+		if s.rising++; s.rising < layerRiseChecks {
+			r.tapMu.Unlock()
+			return h
+		}
+	}
+	s.rising = 0
+	to := s.layers[best].tap.Load()
+	if h == nil || h.Recorder().Stats().VideoPackets == 0 {
+		// Nothing of the old layer in this file: it takes the new one as is.
+		s.chosen.Store(best)
+		s.ask()
+		r.tapMu.Unlock()
+		go to.RequestKeyframe()
+		return h
+	}
+	r.tapMu.Unlock()
+
+	next, err := r.open(best) // no lock held: it writes to the database
+	if err != nil {
+		log.Error("recording: file for a new layer", "err", err)
+		return h
+	}
+	r.tapMu.Lock()
+	defer r.tapMu.Unlock()
+	if s.layers[best].tap.Load() != to {
+		// The source changed meanwhile (SetTracks): keep the file as it is.
+		_, _ = next.Close()
+		return h
+	}
+	// Neither file may get a packet of the other's layer.
+	s.chosen.Store(-1)
+	r.cur.Store(next.Recorder())
+	s.chosen.Store(best)
+	s.ask()
+	log.Info("recording: the video follows another layer", "from", cur, "to", best)
+	return next
 }

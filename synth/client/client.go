@@ -149,6 +149,10 @@ type Client struct {
 	rec    *Recorder
 	micOff atomic.Bool
 
+	heldMu  sync.Mutex
+	held    map[string]bool // layers held back (HoldLayer)
+	anyHeld atomic.Bool     // fast path: the sender checks it per packet
+
 	connMu      sync.Mutex // serialises connect and drop
 	sigPaused   atomic.Bool
 	closed      atomic.Bool
@@ -167,6 +171,43 @@ func (c *Client) keyframe(ssrc uint32) {
 	if s != nil {
 		s.keyframe(ssrc)
 	}
+}
+
+// HoldLayer stops (true) or resumes (false) sending the simulcast layer rid,
+// as a browser does when its uplink is short or its camera too small for the
+// layer: no packets, no signaling. A resumed layer starts at a keyframe.
+func (c *Client) HoldLayer(rid string, held bool) {
+	c.heldMu.Lock()
+	if c.held == nil {
+		c.held = map[string]bool{}
+	}
+	c.held[rid] = held
+	any := false
+	for _, h := range c.held {
+		any = any || h
+	}
+	c.anyHeld.Store(any)
+	c.heldMu.Unlock()
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil && !held {
+		s.vmu.Lock()
+		v := s.videos[rid]
+		s.vmu.Unlock()
+		if v != nil {
+			v.RequestKeyframe()
+		}
+	}
+}
+
+func (c *Client) isHeld(rid string) bool {
+	if !c.anyHeld.Load() {
+		return false
+	}
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	return c.held[rid]
 }
 
 // PauseSignaling stops (true) or resumes (false) reading the WebSocket: a client

@@ -501,7 +501,7 @@ func (s *session) startVideo(code string, pc *webrtc.PeerConnection, sender *web
 			// sent leaves no gap, so a resume is not mistaken for uplink loss.
 			var skipped uint16
 			_ = v.Run(s.ctx, func(p *rtp.Packet) error {
-				if s.isPaused(lrid) {
+				if s.isPaused(lrid) || s.c.isHeld(lrid) {
 					skipped++
 					return nil
 				}
