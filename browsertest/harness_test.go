@@ -189,8 +189,12 @@ func startServerDSN(t testing.TB, dsn string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the process is gone (waitErr set): both the start
+	// loop and the cleanup wait on it, so a server that dies while starting
+	// cannot leave the cleanup waiting for a value already taken.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -204,9 +208,9 @@ func startServerDSN(t testing.TB, dsn string) *server {
 	start := time.Now()
 	for {
 		select {
-		case err := <-exited:
+		case <-exited:
 			b, _ := os.ReadFile(logPath)
-			t.Fatalf("opscenter exited: %v\n%s", err, tail(b, 3000))
+			t.Fatalf("opscenter exited: %v\n%s", waitErr, tail(b, 3000))
 		default:
 		}
 		if resp, err := http.Get(url + "/readyz"); err == nil {

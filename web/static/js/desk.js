@@ -515,6 +515,14 @@ async function init() {
   S.endpoints = await roster();
   byId('eplist').replaceChildren(...S.endpoints.map((e) => h('option', { value: `${e.code} ${e.name}` })));
   byId('ddistrict').replaceChildren(...S.endpoints.filter((e) => e.kind === 'district').map((e) => h('option', { value: e.code, text: `${e.code} ${e.name}` })));
+  if (me.principal.district) {
+    // Directives to all are the province's (the server answers 400): a district's
+    // staff direct their district or a list of its communes.
+    const all = /** @type {HTMLOptionElement|null} */ (byId('dkind').querySelector('option[value="all"]'));
+    if (all) all.remove();
+    /** @type {HTMLSelectElement} */ (byId('dkind')).value = 'district';
+    byId('ddistrict').classList.remove('hidden');
+  }
   await loadSession();
   await Promise.all([loadIncidents().catch(showErr), loadDirectives().catch(showErr)]);
   board = mountTurnoutBoard(byId('turnout'));

@@ -29,7 +29,8 @@ function init() {
       const res = await api('POST', '/api/v1/auth/login', { username, password });
       state.status = 'ok';
       const next = new URLSearchParams(location.search).get('next');
-      location.assign(next && /^\/(console|desk)$/.test(next) ? next : homeFor(res.principal.role));
+      // Only our own pages, with an optional fragment (#player?…): never another origin.
+      location.assign(next && /^\/(console|desk)(#[\w?=&:.%+-]*)?$/.test(next) ? next : homeFor(res.principal.role));
     } catch (e) {
       const ae = /** @type {ApiError} */ (e);
       state.status = 'error';

@@ -13,7 +13,7 @@ import { api, ApiError } from './api.js';
  */
 
 /**
- * @returns {Promise<{principal: {username: string, role: string}}>}
+ * @returns {Promise<{principal: {username: string, role: string, district?: string}, district?: {code: string, name: string}}>}
  */
 export async function requireStaff() {
   try {
@@ -23,7 +23,8 @@ export async function requireStaff() {
   } catch (e) {
     const ae = /** @type {ApiError} */ (e);
     if (ae.status === 401 || ae.status === 403) {
-      location.assign('/login?next=' + encodeURIComponent(location.pathname));
+      // The hash too: a report's link opens the desk's player at a moment.
+      location.assign('/login?next=' + encodeURIComponent(location.pathname + location.hash));
     }
     throw e;
   }
