@@ -1,7 +1,6 @@
 package browsertest
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -42,42 +41,11 @@ const cycleSegment = 3 * time.Second
 // is made from the top one, f.
 func writeY4MCycle(t testing.TB, path string, order []string) {
 	t.Helper()
-	const w, h, fps = 640, 480, 10
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	fmt.Fprintf(bw, "YUV4MPEG2 W%d H%d F%d:1 Ip A1:1 C420jpeg\n", w, h, fps)
-	yp, up, vp := make([]byte, w*h), make([]byte, w*h/4), make([]byte, w*h/4)
+	const fps = 10
 	perColour := int(cycleSegment.Seconds()) * fps
-	for n := 0; n < perColour*len(order); n++ {
-		c := palette[order[n/perColour]]
-		r, g, b := c[0], c[1], c[2]
-		y := clamp(0.299*r + 0.587*g + 0.114*b)
-		u := clamp(128 - 0.168736*r - 0.331264*g + 0.5*b)
-		v := clamp(128 + 0.5*r - 0.418688*g - 0.081312*b)
-		for i := range yp {
-			yp[i] = y
-		}
-		for i := range up {
-			up[i], vp[i] = u, v
-		}
-		bx := (n * 8) % 96
-		for row := 8; row < 24; row++ {
-			for col := bx; col < bx+16; col++ {
-				yp[row*w+col] = 255 - y
-			}
-		}
-		bw.WriteString("FRAME\n")
-		bw.Write(yp)
-		bw.Write(up)
-		bw.Write(vp)
-	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	writeY4MClip(t, path, 640, 480, fps, perColour*len(order), func(n int) rgb {
+		return palette[order[n/perColour]]
+	})
 }
 
 // colourOf is the palette colour a video element shows now ("" when it shows none).

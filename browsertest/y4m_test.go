@@ -16,28 +16,33 @@ type rgb [3]float64
 // keeps producing frames); tests sample the picture away from it.
 func writeY4M(t testing.TB, path string, c rgb) {
 	t.Helper()
-	const w, h, frames = 640, 360, 15
+	writeY4MClip(t, path, 640, 360, 15, 15, func(int) rgb { return c })
+}
+
+// writeY4MClip writes frames of w×h at fps, frame n in colourAt(n), with the
+// moving block of writeY4M.
+func writeY4MClip(t testing.TB, path string, w, h, fps, frames int, colourAt func(n int) rgb) {
+	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	fmt.Fprintf(bw, "YUV4MPEG2 W%d H%d F15:1 Ip A1:1 C420jpeg\n", w, h)
-	// Full-range BT.601, as C420jpeg says.
-	r, g, b := c[0], c[1], c[2]
-	y := clamp(0.299*r + 0.587*g + 0.114*b)
-	u := clamp(128 - 0.168736*r - 0.331264*g + 0.5*b)
-	v := clamp(128 + 0.5*r - 0.418688*g - 0.081312*b)
-	yp := make([]byte, w*h)
-	up := make([]byte, w*h/4)
-	vp := make([]byte, w*h/4)
-	for i := range up {
-		up[i], vp[i] = u, v
-	}
+	fmt.Fprintf(bw, "YUV4MPEG2 W%d H%d F%d:1 Ip A1:1 C420jpeg\n", w, h, fps)
+	yp, up, vp := make([]byte, w*h), make([]byte, w*h/4), make([]byte, w*h/4)
 	for n := 0; n < frames; n++ {
+		// Full-range BT.601, as C420jpeg says.
+		c := colourAt(n)
+		r, g, b := c[0], c[1], c[2]
+		y := clamp(0.299*r + 0.587*g + 0.114*b)
+		u := clamp(128 - 0.168736*r - 0.331264*g + 0.5*b)
+		v := clamp(128 + 0.5*r - 0.418688*g - 0.081312*b)
 		for i := range yp {
 			yp[i] = y
+		}
+		for i := range up {
+			up[i], vp[i] = u, v
 		}
 		bx := (n * 8) % 96
 		for row := 8; row < 24; row++ {

@@ -144,11 +144,7 @@ func TestRecordProgramAndFloorE2E(t *testing.T) {
 		if !fi.Cues || fi.NeedsRepair() {
 			t.Errorf("%s: cues=%v needs repair=%v (%+v)", key, fi.Cues, fi.NeedsRepair(), fi)
 		}
-		p, dur := ffprobeFile(t, path)
-		codecs := map[string]bool{}
-		for _, s := range p.Streams {
-			codecs[s.CodecName] = true
-		}
+		codecs, dur := probeCodecs(t, path)
 		w := win[key]
 		if w == nil {
 			t.Errorf("unexpected recording %s", key)
@@ -176,6 +172,17 @@ func TestRecordProgramAndFloorE2E(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("recordings %v, want %v", got, want)
 	}
+}
+
+// probeCodecs is the set of codecs in the file's streams, and its duration.
+func probeCodecs(t *testing.T, path string) (map[string]bool, time.Duration) {
+	t.Helper()
+	p, dur := ffprobeFile(t, path)
+	codecs := map[string]bool{}
+	for _, s := range p.Streams {
+		codecs[s.CodecName] = true
+	}
+	return codecs, dur
 }
 
 func deref(p *int64) int64 {
@@ -249,11 +256,7 @@ func TestRecordSplitE2E(t *testing.T) {
 		if err := record.Verify(path, *r.SHA256); err != nil {
 			t.Error(err)
 		}
-		p, dur := ffprobeFile(t, path)
-		codecs := map[string]bool{}
-		for _, s := range p.Streams {
-			codecs[s.CodecName] = true
-		}
+		codecs, dur := probeCodecs(t, path)
 		gap := time.Duration(0)
 		if i > 0 && rs[i-1].EndedAt != nil {
 			gap = r.StartedAt.Sub(*rs[i-1].EndedAt)

@@ -80,11 +80,7 @@ func TestRecordFollowsLayerE2E(t *testing.T) {
 		if err := record.Verify(path, *r.SHA256); err != nil {
 			t.Error(err)
 		}
-		p, dur := ffprobeFile(t, path)
-		codecs := map[string]bool{}
-		for _, s := range p.Streams {
-			codecs[s.CodecName] = true
-		}
+		codecs, dur := probeCodecs(t, path)
 		total += dur
 		widths = append(widths, derefInt(r.Width))
 		t.Logf("file %d: %v..%v, %dx%d, ffprobe %v, streams %v", i, r.StartedAt.Format("15:04:05.000"),

@@ -29,13 +29,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 	defer sub.Close()
 
 	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	w.Flush()
+	startEventStream(w, 2*time.Second)
 
 	for {
 		evs, err := s.Store.EventsAfter(ctx, after, 500)
@@ -122,4 +116,16 @@ func (s *Server) eventsHead(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"last_event_id": id})
+}
+
+// startEventStream begins a Server-Sent Events answer: its headers (no caching,
+// no proxy buffering) and the browser's reconnect delay.
+func startEventStream(w gin.ResponseWriter, retry time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: %d\n\n", retry.Milliseconds())
+	w.Flush()
 }

@@ -185,12 +185,7 @@ func (s *Server) wallFeed(c *gin.Context) {
 	defer sub.Close()
 
 	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 3000\n\n")
+	startEventStream(w, 3*time.Second)
 
 	var last time.Time
 	send := func() bool {
