@@ -138,10 +138,10 @@ type Config struct {
 	// WriterIdle is how long a slot's writer goroutine waits for work before it
 	// exits; the next queued packet starts a new one (default 10 s).
 	WriterIdle time.Duration
-	// FanoutSpread: a packet's fan-out to more than this many slots is
-	// split across cores (one helper per GOMAXPROCS beyond the first,
-	// started by NewEngine), so its last datagram leaves sooner. 0 = the
-	// default (32), negative = always serial.
+	// FanoutSpread: a packet's fan-out is split across cores (one helper
+	// per GOMAXPROCS beyond the first, started by NewEngine) in parts of at
+	// least this many slots, so from twice as many, and its last datagram
+	// leaves sooner. 0 = the default (32), negative = always serial.
 	FanoutSpread int
 
 	// VNet, if set, runs all PeerConnections on this virtual network (tests).

@@ -104,8 +104,8 @@
 // opscenter_sfu_downlink_legs{path} and opscenter_sfu_own_srtp_available),
 // and the datagram goes into the batch of batchConn, the
 // wrapper around the engine's single ICE UDP socket, which leaves in one
-// sendmmsg when the fan-out ends (never on a timer). A fan-out to more than
-// Config.FanoutSpread slots (default 32) is split into parts that a pool of
+// sendmmsg when the fan-out ends (never on a timer). A fan-out to at least
+// twice Config.FanoutSpread slots (default 32) is split into parts that a pool of
 // GOMAXPROCS-1 helpers, started once per Engine, runs in parallel with the
 // reader, each helper with a sendmmsg batch of its own; the reader waits
 // for every part, so each subscriber still gets the layer's packets in

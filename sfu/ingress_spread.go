@@ -39,13 +39,15 @@ import (
 //
 // Cost: no allocation per packet (the parts are reused per layer and passed
 // by pointer); per split fan-out a channel send per offered part, a
-// wake-up of idle workers and one WaitGroup wait. A fan-out at or below
-// the threshold runs on the reader as before.
+// wake-up of idle workers and one WaitGroup wait. A fan-out too small for
+// two parts of Config.FanoutSpread slots runs on the reader as before.
 
-// defaultFanoutSpread is Config.FanoutSpread's default: the size of a part,
-// and a fan-out to fewer slots than this is not split. Below it the
-// wake-up of a worker (several µs on a shared VM) is not paid back; see
-// BenchmarkFanoutSpread in docs/benchmarks.md.
+// defaultFanoutSpread is Config.FanoutSpread's default: the least number
+// of slots in a part, so a fan-out is split from twice this many slots.
+// Smaller parts do not pay back a worker's wake-up: measured on the shared
+// 2-core VM, a split costs 3–7 µs of CPU per fan-out, and at N ≤ 50 the
+// helper ran fewer than one offered part in ten before the reader had taken
+// them all back (BenchmarkFanoutSpread, docs/benchmarks.md).
 const defaultFanoutSpread = 32
 
 // spreadPartsPerCore bounds the parts of one fan-out: a few per core, so
@@ -56,7 +58,7 @@ const spreadPartsPerCore = 3
 
 // spreader is the Engine's pool of fan-out helpers.
 type spreader struct {
-	threshold int // split fan-outs to more than this many slots, in parts of about this size
+	threshold int // the least number of slots in a part
 	maxParts  int
 	batch     *batchConn
 	jobs      chan *spreadPart
@@ -166,9 +168,10 @@ func (p *spreadPart) run(out *sendBatch) int {
 	return direct
 }
 
-// split reports whether a fan-out to n slots is worth splitting.
+// split reports whether a fan-out to n slots is worth splitting: whether
+// it makes two parts of at least threshold slots.
 func (sp *spreader) split(n int) bool {
-	return sp != nil && n > sp.threshold
+	return sp != nil && n >= 2*sp.threshold
 }
 
 // fanout runs one packet's fan-out over slots split into parts (see the
@@ -176,7 +179,7 @@ func (sp *spreader) split(n int) bool {
 // many slots were written directly.
 func (sp *spreader) fanout(st *spreadState, l *upLayer, slots []*Slot, seq uint16, flags uint8, at int64, payload []byte, ts uint32) int {
 	n := len(slots)
-	k := min(sp.maxParts, (n+sp.threshold-1)/sp.threshold)
+	k := min(sp.maxParts, n/sp.threshold)
 	if cap(st.parts) < k {
 		// Once per layer, as its audience grows. Stale offers still point
 		// into the old array, whose parts all stay claimed.

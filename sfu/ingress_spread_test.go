@@ -178,14 +178,14 @@ func TestSpreadFanoutSocket(t *testing.T) {
 // reader. Receivers are not read; once their buffers are full the kernel
 // drops at the very end of delivery, which costs about the same.
 //
-// mode=split splits at any size (threshold 1): with n=8..32 it is how the
+// mode=split splits at any size (threshold 1): with n=8..50 it is how the
 // default threshold was chosen.
 func BenchmarkFanoutSpread(b *testing.B) {
 	for _, sink := range []string{"discard", "loopback"} {
 		for _, n := range []int{8, 16, 32, 50, 190, 400} {
 			for _, mode := range []string{"serial", "spread", "split"} {
-				if (n <= defaultFanoutSpread) != (mode == "split") && mode != "serial" {
-					continue // spread is serial at or below the threshold; split only for small n
+				if (n < 2*defaultFanoutSpread) != (mode == "split") && mode != "serial" {
+					continue // spread is serial below two parts; split only for small n
 				}
 				b.Run(fmt.Sprintf("sink=%s/n=%d/%s", sink, n, mode), func(b *testing.B) {
 					var r *unitRig
