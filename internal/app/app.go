@@ -275,6 +275,7 @@ func MediaConfig(m config.Media) sfu.Config {
 		c.NetworkTypes = m.NetworkTypes
 	}
 	c.Interfaces = m.Interfaces
+	c.FanoutSpread = m.FanoutSpread
 	c.TURN.Enabled, c.TURN.Port = m.TURN.Enabled, m.TURN.Port
 	c.TURN.Secret, c.TURN.Username, c.TURN.Password = m.TURN.Secret, m.TURN.Username, m.TURN.Password
 	if m.TURN.Realm != "" {

@@ -97,6 +97,10 @@ type Media struct {
 	// Interfaces, if not empty, restricts ICE candidates to these interface names.
 	Interfaces []string `yaml:"interfaces"`
 	TURN       TURN     `yaml:"turn"`
+	// FanoutSpread splits a packet's fan-out across cores from twice this many
+	// subscribers (sfu.Config.FanoutSpread); 0 is the engine's default (32),
+	// negative keeps it on the reader alone.
+	FanoutSpread int `yaml:"fanout_spread"`
 }
 
 // TURN configures the optional embedded TURN server.
