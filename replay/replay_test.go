@@ -13,8 +13,21 @@ import (
 
 // TestReplayShort is the suite's replay: the whole day at speed 1200 (about 40 s
 // of scenario), the command room and 20 endpoints with media, against a freshly
-// built server on the embedded PostgreSQL; every end-of-run check must pass.
+// built server on the embedded PostgreSQL; every end-of-run check must pass. It
+// runs three times: undisturbed, with PostgreSQL stopped and started mid-day, and
+// with opscenter killed (-9) and started again, since "exactly once" is what the
+// faults put to the test.
 func TestReplayShort(t *testing.T) {
+	for _, fault := range []string{"", "db-restart", "kill"} {
+		name := fault
+		if name == "" {
+			name = "undisturbed"
+		}
+		t.Run(name, func(t *testing.T) { replayShort(t, fault) })
+	}
+}
+
+func replayShort(t *testing.T, fault string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	repo, err := filepath.Abs("..")
@@ -28,7 +41,7 @@ func TestReplayShort(t *testing.T) {
 	out := t.TempDir()
 	var progress strings.Builder
 	start := time.Now()
-	res, err := Run(ctx, Options{Scenario: s, Speed: 1200, Media: "some", Out: out, RepoDir: repo, Progress: &progress})
+	res, err := Run(ctx, Options{Scenario: s, Speed: 1200, Media: "some", Fault: fault, Out: out, RepoDir: repo, Progress: &progress})
 	t.Logf("progress:\n%s", progress.String())
 	if err != nil {
 		t.Fatal(err)
