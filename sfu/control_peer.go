@@ -145,7 +145,7 @@ func (p *Peer) wireCommon(pc *webrtc.PeerConnection, t Target) {
 	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("connection state", "leg", t.String(), "state", s.String())
-		if f := p.e.hooks.OnPeerState; f != nil {
+		if f := p.e.hooks.Load().OnPeerState; f != nil {
 			f(p.id, t, s)
 		}
 	})

@@ -29,7 +29,7 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 	p.wireCommon(pc, Subscriber)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("connection state", "leg", "subscriber", "state", s.String())
-		if f := p.e.hooks.OnPeerState; f != nil {
+		if f := p.e.hooks.Load().OnPeerState; f != nil {
 			f(p.id, Subscriber, s)
 		}
 		if s == webrtc.PeerConnectionStateConnected {

@@ -12,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -49,7 +48,7 @@ type conn struct {
 	program bool // may publish the program (endpoint 22's device, a leader's console)
 	leader  bool
 	scope   func(code string) bool // a district-scoped console's view (scope.go); nil: everything
-	peer    *sfu.Peer
+	peer    MediaPeer
 
 	// Loop-owned.
 	joined    bool

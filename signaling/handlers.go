@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -125,7 +125,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 			return fmt.Errorf("add slot %s: %w", name, err)
 		}
 	}
-	peer.OnCandidate(func(t sfu.Target, ci *webrtc.ICECandidateInit) {
+	peer.OnCandidate(func(t media.Target, ci *webrtc.ICECandidateInit) {
 		c.send(wire.TypeICECandidate, "", wire.CandidateMsg{Target: t.String(), Candidate: (*wire.ICECandidateInit)(ci)})
 	})
 	peer.OnNegotiationNeeded(func() { c.post(func() { c.negotiate(false) }) })
@@ -180,7 +180,7 @@ func (c *conn) negotiate(iceRestart bool) {
 	}
 	sdp, err := c.peer.CreateSubscriberOffer(iceRestart)
 	if err != nil {
-		if !errors.Is(err, sfu.ErrClosed) {
+		if !errors.Is(err, media.ErrClosed) {
 			c.svc.log.Error("signaling: subscriber offer", "peer", c.peerID, "err", err)
 			c.sendErr(wire.ErrInternal, "cannot create the subscriber offer", "")
 		}
@@ -191,10 +191,10 @@ func (c *conn) negotiate(iceRestart bool) {
 }
 
 func sdpError(err error) error {
-	if errors.Is(err, sfu.ErrInvalidSDP) {
+	if errors.Is(err, media.ErrInvalidSDP) {
 		return perr(wire.ErrInvalidSDP, "%v", err)
 	}
-	if errors.Is(err, sfu.ErrBadState) {
+	if errors.Is(err, media.ErrBadState) {
 		return perr(wire.ErrBadState, "%v", err)
 	}
 	return err
@@ -226,7 +226,7 @@ func onSubscriberAnswer(c *conn, _ string, m *wire.SDPMsg) error {
 		return perr(wire.ErrInvalidSDP, "subscriber answer: %v", err)
 	}
 	if err := c.peer.SetSubscriberAnswer(m.SDP); err != nil {
-		if errors.Is(err, sfu.ErrOfferConsumed) {
+		if errors.Is(err, media.ErrOfferConsumed) {
 			// The leg is stable again but the offer is gone: offer afresh, so the
 			// leg keeps working (the client answers the new offer).
 			c.offerOut = false
@@ -244,12 +244,12 @@ func onSubscriberAnswer(c *conn, _ string, m *wire.SDPMsg) error {
 }
 
 func onICECandidate(c *conn, _ string, m *wire.CandidateMsg) error {
-	var t sfu.Target
+	var t media.Target
 	switch m.Target {
 	case "publisher":
-		t = sfu.Publisher
+		t = media.Publisher
 	case "subscriber":
-		t = sfu.Subscriber
+		t = media.Subscriber
 	default:
 		return perr(wire.ErrBadPayload, `target must be "publisher" or "subscriber"`)
 	}
@@ -308,7 +308,7 @@ func onUnmuteAccept(c *conn, _ string, _ *wire.Empty) error {
 }
 
 func onLayerRequest(c *conn, _ string, m *wire.LayerRequestMsg) error {
-	if m.Layer < sfu.LayerLow || m.Layer > sfu.LayerHigh {
+	if m.Layer < media.LayerLow || m.Layer > media.LayerHigh {
 		return perr(wire.ErrBadPayload, "layer must be 0, 1 or 2")
 	}
 	if strings.HasPrefix(m.Slot, tilePrefix) {
