@@ -27,6 +27,10 @@ var (
 	// ErrOfferConsumed wraps ErrInvalidSDP when an answer failed after Pion had
 	// applied it: the offer it answered is gone and a new one follows.
 	ErrOfferConsumed = fmt.Errorf("%w (the offer was consumed; a new offer follows)", ErrInvalidSDP)
+	// ErrOfferOutstanding wraps ErrBadState when a subscriber offer is asked
+	// for while the last one awaits its answer: the new offer is owed, and
+	// the peer asks for it (OnNegotiationNeeded) once the answer is in.
+	ErrOfferOutstanding = fmt.Errorf("%w: a subscriber offer awaits its answer (the next one follows it)", ErrBadState)
 )
 
 // Target tells which of the two PeerConnections of an endpoint a call refers to.

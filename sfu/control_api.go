@@ -1,7 +1,8 @@
 package sfu
 
 // This file is the exported surface of the media plane. The signaling layer
-// should depend only on what is declared here plus these methods:
+// reaches it only through interfaces of its own (signaling/engine.go), which
+// internal/app fills with these methods:
 //
 //	func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error)
 //	func (e *Engine) SetHooks(h Hooks)
@@ -23,6 +24,8 @@ package sfu
 //	func (p *Peer) OnNegotiationNeeded(f func())
 //	func (p *Peer) CreateSubscriberOffer(iceRestart bool) (offerSDP string, err error)
 //	func (p *Peer) SetSubscriberAnswer(answerSDP string) error
+//	func (p *Peer) SubscriberOffer() (offerSDP string, outstanding bool)
+//	func (p *Peer) PublisherOffer() (offerSDP, answerSDP string)
 //	func (p *Peer) Tracks() (video, audio *UpTrack)
 //	func (p *Peer) AudioLevel() float64
 //	func (p *Peer) Stats() PeerStats
@@ -57,6 +60,8 @@ var (
 	ErrClosed        = media.ErrClosed
 	ErrBadState      = media.ErrBadState
 	ErrOfferConsumed = media.ErrOfferConsumed
+	// ErrOfferOutstanding: see CreateSubscriberOffer.
+	ErrOfferOutstanding = media.ErrOfferOutstanding
 	// ErrPeerExists is returned by NewPeer when the id is already in use.
 	ErrPeerExists = errors.New("sfu: peer already exists")
 	// ErrSlotExists is returned by AddSlot when the name is already in use.

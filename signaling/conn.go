@@ -50,13 +50,9 @@ type conn struct {
 	scope   func(code string) bool // a district-scoped console's view (scope.go); nil: everything
 	peer    MediaPeer
 
-	// Loop-owned.
-	joined    bool
-	offerOut  bool   // a subscriber offer awaits its answer
-	negAgain  bool   // slots changed while an offer was out
-	subOffer  string // the last subscriber offer sent (answers are checked against it)
-	pubOffer  string // the last publisher offer accepted (later offers keep its sections)
-	pubAnswer string // our answer to it
+	// Loop-owned. The negotiation state (the outstanding subscriber offer, the
+	// last publisher offer and answer) is the media peer's, not copied here.
+	joined bool
 }
 
 func newConn(s *Service, ws *websocket.Conn, p auth.Principal) *conn {

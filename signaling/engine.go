@@ -42,10 +42,17 @@ type MediaPeer interface {
 	OnCandidate(f func(t media.Target, c *webrtc.ICECandidateInit))
 	// AddCandidate adds a remote candidate to a leg.
 	AddCandidate(t media.Target, c webrtc.ICECandidateInit) error
+	// PublisherOffer returns the last publisher offer applied and our answer
+	// ("" before the first): a later offer must keep its sections.
+	PublisherOffer() (offerSDP, answerSDP string)
 	// OnNegotiationNeeded sets the callback fired when the subscriber leg
 	// needs an offer (CreateSubscriberOffer, then SetSubscriberAnswer).
 	OnNegotiationNeeded(f func())
+	// CreateSubscriberOffer returns media.ErrOfferOutstanding while the last
+	// offer awaits its answer; the peer then asks again after the answer.
 	CreateSubscriberOffer(iceRestart bool) (offerSDP string, err error)
+	// SubscriberOffer returns the offer that awaits its answer, if one does.
+	SubscriberOffer() (offerSDP string, outstanding bool)
 	SetSubscriberAnswer(answerSDP string) error
 	// AnswerSubscriberOffer answers a WHEP viewer's offer with the slots
 	// added so far.
