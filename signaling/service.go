@@ -89,16 +89,12 @@ func (a storeAuditor) Record(ctx context.Context, e store.Event) error {
 
 // Deps are the service's collaborators.
 type Deps struct {
-	Store *store.Store
-	Audit Auditor // optional: default writes to Store directly
-	Hub   *eventbus.Hub
-	Log   *slog.Logger
-	// Media is the media engine, built by the caller (internal/app), which
-	// also connects its callbacks to Service.MediaHooks and closes it after
-	// the service.
-	Media MediaEngine
-	// TURN is the engine's TURN credential for clients (zero: TURN is off).
-	TURN     TURN
+	Store    *store.Store
+	Audit    Auditor // optional: default writes to Store directly
+	Hub      *eventbus.Hub
+	Log      *slog.Logger
+	Media    MediaEngine // built by the caller, who connects Service.MediaHooks and closes it after Close
+	TURN     TURN        // the engine's TURN credential for clients (zero: TURN is off)
 	Config   Config
 	Registry *prometheus.Registry // optional: presence gauges
 	// Recorder, if set, records the program and the floor while a session is

@@ -31,13 +31,12 @@ import (
 
 // App is a running opscenter.
 type App struct {
-	Config config.Config
-	Store  *store.Store
-	Hub    *eventbus.Hub
-	Web    *web.Server
-	Live   *signaling.Service
-	// Media is the media engine (package sfu) that Live drives.
-	Media   *sfu.Engine
+	Config  config.Config
+	Store   *store.Store
+	Hub     *eventbus.Hub
+	Web     *web.Server
+	Live    *signaling.Service
+	Media   *sfu.Engine // the media engine Live drives (built here, closed after Live)
 	Journal *journal.Journal
 	Log     *slog.Logger
 	DSN     string
