@@ -24,7 +24,7 @@ func TestOneEndpointLossAndDelay(t *testing.T) {
 	r := newRig(t, a)
 	codes := communes(t, a.Store, 4)
 	victim := codes[0]
-	link, err := NewLink(a.HTTPAddr(), a.Live.Engine().UDPPort(), true)
+	link, err := NewLink(a.HTTPAddr(), a.Media.UDPPort(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

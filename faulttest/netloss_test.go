@@ -39,7 +39,7 @@ func TestEndpointLosesNetwork(t *testing.T) {
 	r := newRig(t, a)
 	codes := communes(t, a.Store, 3)
 	victim := codes[0]
-	link, err := NewLink(a.HTTPAddr(), a.Live.Engine().UDPPort(), true)
+	link, err := NewLink(a.HTTPAddr(), a.Media.UDPPort(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

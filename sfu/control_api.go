@@ -1,9 +1,11 @@
 package sfu
 
 // This file is the exported surface of the media plane. The signaling layer
-// should depend only on what is declared here plus these methods:
+// reaches it only through interfaces of its own (signaling/engine.go), which
+// internal/app fills with these methods:
 //
 //	func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error)
+//	func (e *Engine) SetHooks(h Hooks)
 //	func (e *Engine) UDPPort() int; TCPPort() int; TURNPort() int
 //	func (e *Engine) NewPeer(id string) (*Peer, error)
 //	func (e *Engine) Peer(id string) *Peer
@@ -22,6 +24,8 @@ package sfu
 //	func (p *Peer) OnNegotiationNeeded(f func())
 //	func (p *Peer) CreateSubscriberOffer(iceRestart bool) (offerSDP string, err error)
 //	func (p *Peer) SetSubscriberAnswer(answerSDP string) error
+//	func (p *Peer) SubscriberOffer() (offerSDP string, outstanding bool)
+//	func (p *Peer) PublisherOffer() (offerSDP, answerSDP string)
 //	func (p *Peer) Tracks() (video, audio *UpTrack)
 //	func (p *Peer) AudioLevel() float64
 //	func (p *Peer) Stats() PeerStats
@@ -40,22 +44,24 @@ package sfu
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/pion/transport/v2/vnet"
 	"github.com/pion/webrtc/v3"
+
+	"github.com/opscenter/opscenter/media"
 )
 
 // Errors returned by the sfu package. They are always wrapped with %w, so use
-// errors.Is.
+// errors.Is. The ones signaling tells apart are declared in package media.
 var (
-	// ErrInvalidSDP is returned when a remote description cannot be parsed or
-	// applied (garbage, wrong type, unsupported codecs, ...).
-	ErrInvalidSDP = errors.New("sfu: invalid SDP")
-	// ErrClosed is returned by operations on a closed Engine, Peer or Slot.
-	ErrClosed = errors.New("sfu: closed")
+	ErrInvalidSDP    = media.ErrInvalidSDP
+	ErrClosed        = media.ErrClosed
+	ErrBadState      = media.ErrBadState
+	ErrOfferConsumed = media.ErrOfferConsumed
+	// ErrOfferOutstanding: see CreateSubscriberOffer.
+	ErrOfferOutstanding = media.ErrOfferOutstanding
 	// ErrPeerExists is returned by NewPeer when the id is already in use.
 	ErrPeerExists = errors.New("sfu: peer already exists")
 	// ErrSlotExists is returned by AddSlot when the name is already in use.
@@ -63,44 +69,30 @@ var (
 	// ErrKindMismatch is returned by Slot.SetSource when the track kind does
 	// not match the slot kind.
 	ErrKindMismatch = errors.New("sfu: track kind does not match slot kind")
-	// ErrBadState is returned when a negotiation step is called out of order
-	// (e.g. SetSubscriberAnswer without a pending offer).
-	ErrBadState = errors.New("sfu: wrong signaling state")
-	// ErrOfferConsumed wraps ErrInvalidSDP when an answer failed after Pion had
-	// applied it: the offer it answered is gone and a new one follows.
-	ErrOfferConsumed = fmt.Errorf("%w (the offer was consumed; a new offer follows)", ErrInvalidSDP)
 	// ErrConfig is returned by NewEngine for an invalid Config.
 	ErrConfig = errors.New("sfu: invalid config")
 )
 
-// Target tells which of the two PeerConnections of an endpoint a call refers to.
-type Target int
+// Target tells which of the two PeerConnections of an endpoint a call refers
+// to (declared in package media, which signaling shares).
+type Target = media.Target
 
+// The two legs.
 const (
-	// Publisher is the client→server PeerConnection (client offers).
-	Publisher Target = iota
-	// Subscriber is the server→client PeerConnection (server offers).
-	Subscriber
+	Publisher  = media.Publisher
+	Subscriber = media.Subscriber
 )
 
-func (t Target) String() string {
-	if t == Subscriber {
-		return "subscriber"
-	}
-	return "publisher"
-}
-
-// Simulcast layer indexes. Layer 0 is also used for non-simulcast tracks.
+// Simulcast layer indexes (package media).
 const (
-	LayerLow  = 0 // rid "q"
-	LayerMid  = 1 // rid "h"
-	LayerHigh = 2 // rid "f"
-	// LayerBest requests the highest layer the bandwidth allows.
-	LayerBest = LayerHigh
+	LayerLow  = media.LayerLow
+	LayerMid  = media.LayerMid
+	LayerHigh = media.LayerHigh
+	LayerBest = media.LayerBest
 )
 
-// RIDs maps a layer index to its rid.
-var RIDs = [3]string{"q", "h", "f"}
+// RIDs maps a layer index to its rid (package media).
+var RIDs = media.RIDs
 
 // Config configures an Engine. The zero value is usable for tests only with
 // IncludeLoopback set; see DefaultConfig.
@@ -162,7 +154,7 @@ type TURNConfig struct {
 	// Static long-term credential (used when Secret is empty).
 	Username, Password string
 	// Secret enables REST-style credentials: username "<unix-expiry>[:<id>]",
-	// password base64(HMAC-SHA1(secret, username)). See TURNCredentials.
+	// password base64(HMAC-SHA1(secret, username)). See media.TURNCredentials.
 	Secret string
 }
 
@@ -197,93 +189,12 @@ type Hooks struct {
 // Logger is the logger type used by the engine.
 type Logger = slog.Logger
 
-// LegStats describes one PeerConnection (leg) of a peer.
-type LegStats struct {
-	// State is the PeerConnection state ("" before the leg exists).
-	State string `json:"state"`
-	// Loss is a fraction 0..1. Publisher leg: cumulative since the track
-	// started, sequence gaps seen on ingress before NACK repair, over all
-	// layers. Subscriber leg: the worst slot's fraction-lost from the latest
-	// RTCP receiver report (a per-report window, as sent by the client).
-	Loss float64 `json:"loss"`
-	// RecentLoss (publisher leg only) is the loss fraction of roughly the
-	// last 4 s (sampled every 0.5 s): sequence gaps net of the gaps later
-	// filled by retransmission or late arrival, over all layers. It is what
-	// "loss over 5%" in presence should look at. 0 before 0.5 s of data.
-	RecentLoss float64 `json:"recent_loss"`
-	// JitterMs is the interarrival jitter in ms (publisher: measured on
-	// ingress, worst layer; subscriber: worst slot's RR).
-	JitterMs float64       `json:"jitter_ms"`
-	RTT      time.Duration `json:"rtt"`
-	// LastRTCP is when the last RTCP packet arrived on this leg from the
-	// client (publisher: any RTCP, e.g. sender reports; subscriber: the
-	// latest receiver report for one of the slots). Zero if none yet. Media
-	// packets never move it, so "no RTCP for 5 s" can be judged from it.
-	LastRTCP  time.Time `json:"last_rtcp"`
-	BitrateBs int       `json:"bitrate"` // bit/s (in for publisher, out for subscriber)
-}
-
-// LayerStats describes one simulcast layer of an UpTrack.
-type LayerStats struct {
-	RID      string `json:"rid"`
-	Width    int    `json:"width"`
-	Height   int    `json:"height"`
-	Bitrate  int    `json:"bitrate"` // bit/s, measured on ingress
-	Packets  uint64 `json:"packets"`
-	Lost     uint64 `json:"lost"` // sequence gaps seen (before NACK repair)
-	Active   bool   `json:"active"`
-	Needed   bool   `json:"needed"`
-	Watchers int    `json:"watchers"`
-}
-
-// SlotStats describes one outgoing slot of a peer.
-type SlotStats struct {
-	Name           string `json:"name"`
-	Kind           string `json:"kind"`
-	Source         string `json:"source"` // publisher peer id, "" when gated
-	RequestedLayer int    `json:"requested_layer"`
-	EffectiveLayer int    `json:"effective_layer"` // layer being forwarded now (-1 = none)
-	Muted          bool   `json:"muted"`
-	Packets        uint64 `json:"packets"`
-	Bytes          uint64 `json:"bytes"`
-	Dropped        uint64 `json:"dropped"` // dropped because the writer queue was full
-	NACKed         uint64 `json:"nacked"`  // retransmitted from the cache
-}
-
-// PublishedMedia describes one kind of media on a publisher leg.
-type PublishedMedia struct {
-	// Negotiated: the publisher leg has a transceiver receiving this kind.
-	Negotiated bool `json:"negotiated"`
-	// LastRTP is when the last media RTP packet of this kind arrived (any
-	// layer; retransmissions and padding do not count). Zero if none yet.
-	LastRTP time.Time `json:"last_rtp"`
-	// Paused: every layer is paused on purpose (layer_control sent because
-	// nobody watches it), so no RTP is expected. Audio is never paused (it
-	// is gated at the SFU's egress, the microphone keeps sending).
-	Paused bool `json:"paused"`
-	// ResumedAt is when a paused layer was last asked to resume (zero if
-	// never): media is not expected before the publisher had time to obey.
-	ResumedAt time.Time `json:"resumed_at"`
-}
-
-// PeerStats is a snapshot of a peer's media statistics.
-type PeerStats struct {
-	ID          string   `json:"id"`
-	Publisher   LegStats `json:"publisher"`
-	Subscriber  LegStats `json:"subscriber"`
-	BitrateIn   int      `json:"bitrate_in"`  // bit/s received from this peer
-	BitrateOut  int      `json:"bitrate_out"` // bit/s sent to this peer
-	EstimateBps int      `json:"estimate"`    // downlink bandwidth estimate bit/s
-	// Congestion: the estimator's detector state ("normal", "overuse",
-	// "underuse") and how many times delay made it lower the estimate.
-	Congestion     string  `json:"congestion"`
-	CongestionCuts int     `json:"congestion_cuts"`
-	AudioLevel     float64 `json:"audio_level"` // smoothed 0 (silent) .. 1 (loud)
-	// PubVideo and PubAudio say whether media of each kind can be expected
-	// from the publisher leg and when it last arrived, so signaling can
-	// judge "media expected but none arriving" against the mute state.
-	PubVideo PublishedMedia `json:"pub_video"`
-	PubAudio PublishedMedia `json:"pub_audio"`
-	Video    []LayerStats   `json:"video,omitempty"`
-	Slots    []SlotStats    `json:"slots"`
-}
+// The statistics snapshots are plain values declared in package media, so
+// signaling reads them without importing this package.
+type (
+	LegStats       = media.LegStats
+	LayerStats     = media.LayerStats
+	SlotStats      = media.SlotStats
+	PublishedMedia = media.PublishedMedia
+	PeerStats      = media.PeerStats
+)

@@ -23,9 +23,11 @@ import (
 // Engine owns the network sockets (one ICE UDP port, one ICE-TCP port,
 // optional TURN) and the two webrtc.APIs (publisher and subscriber legs).
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	hooks Hooks
+	cfg Config
+	log *slog.Logger
+	// hooks may be replaced after NewEngine (SetHooks): the caller that
+	// builds the engine is not always the one its callbacks reach.
+	hooks atomic.Pointer[Hooks]
 
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
@@ -100,7 +102,8 @@ func NewEngine(cfg Config, log *slog.Logger, hooks Hooks) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	e := &Engine{cfg: cfg, log: log, hooks: hooks, peers: make(map[string]*Peer)}
+	e := &Engine{cfg: cfg, log: log, peers: make(map[string]*Peer)}
+	e.hooks.Store(&hooks)
 	e.rtcpTaps = &rtcpTapFactory{e: e}
 	if err := CheckPionInternals(); err != nil {
 		// Every leg would fall back to Pion's writer at ~1.6× the CPU.
@@ -296,6 +299,11 @@ func (e *Engine) newSubscriberPC() (*webrtc.PeerConnection, error) {
 	return e.subAPI.NewPeerConnection(webrtc.Configuration{})
 }
 
+// SetHooks replaces the callbacks given to NewEngine. Callbacks already
+// running finish with the old ones. internal/app builds the engine before
+// the signaling service its hooks call exists, then sets them here.
+func (e *Engine) SetHooks(h Hooks) { e.hooks.Store(&h) }
+
 // UDPPort is the actual ICE UDP port (0 with VNet).
 func (e *Engine) UDPPort() int { return e.udpPort }
 
@@ -402,7 +410,7 @@ func (e *Engine) closeSockets() {
 
 func (e *Engine) reportDemand(peerID, rid string, needed bool) {
 	e.log.Debug("layer demand", "peer", peerID, "rid", rid, "needed", needed)
-	if f := e.hooks.OnLayerDemand; f != nil {
+	if f := e.hooks.Load().OnLayerDemand; f != nil {
 		f(peerID, rid, needed)
 	}
 }

@@ -74,6 +74,13 @@ type Peer struct {
 	negWait    bool // renegotiate once the subscriber leg is connected
 	closed     bool
 
+	// The descriptions signaling checks the client's next ones against: the
+	// outstanding subscriber offer, and the last publisher offer applied
+	// with our answer (kept when a failed offer drops the leg). With the
+	// flags above they are the peer's whole negotiation state; signaling
+	// keeps no copy (SubscriberOffer, PublisherOffer).
+	subOffer, pubOffer, pubAnswer string // guarded by mu
+
 	peerIngress // the publisher leg's RTCP and loss (ingress_publisher.go)
 	peerEgress  // the subscriber leg's downlink (egress_downlink.go)
 
@@ -145,7 +152,7 @@ func (p *Peer) wireCommon(pc *webrtc.PeerConnection, t Target) {
 	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("connection state", "leg", t.String(), "state", s.String())
-		if f := p.e.hooks.OnPeerState; f != nil {
+		if f := p.e.hooks.Load().OnPeerState; f != nil {
 			f(p.id, t, s)
 		}
 	})
@@ -233,7 +240,19 @@ func (p *Peer) PublishOffer(offerSDP string) (string, error) {
 		return "", err
 	}
 	p.flushCandidates(Publisher, pc)
-	return pc.LocalDescription().SDP, nil
+	answerSDP := pc.LocalDescription().SDP
+	p.mu.Lock()
+	p.pubOffer, p.pubAnswer = offerSDP, answerSDP
+	p.mu.Unlock()
+	return answerSDP, nil
+}
+
+// PublisherOffer returns the last offer PublishOffer applied and its answer
+// ("" before the first).
+func (p *Peer) PublisherOffer() (offerSDP, answerSDP string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pubOffer, p.pubAnswer
 }
 
 // dropPublisher closes a publisher leg that can no longer negotiate; its

@@ -29,7 +29,7 @@ func (p *Peer) ensureSub() (*webrtc.PeerConnection, error) {
 	p.wireCommon(pc, Subscriber)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("connection state", "leg", "subscriber", "state", s.String())
-		if f := p.e.hooks.OnPeerState; f != nil {
+		if f := p.e.hooks.Load().OnPeerState; f != nil {
 			f(p.id, Subscriber, s)
 		}
 		if s == webrtc.PeerConnectionStateConnected {
@@ -198,12 +198,25 @@ func (p *Peer) needNegotiation() {
 }
 
 // CreateSubscriberOffer creates and applies an offer for the subscriber leg.
+// While the last offer awaits its answer it creates none and returns
+// ErrOfferOutstanding: the new offer is owed, and OnNegotiationNeeded fires
+// once the answer is in (an offer on top of an unanswered one would leave the
+// client answering the wrong one).
 func (p *Peer) CreateSubscriberOffer(iceRestart bool) (string, error) {
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
 	pc, err := p.ensureSub()
 	if err != nil {
 		return "", err
+	}
+	p.mu.Lock()
+	out := p.offerOut
+	if out {
+		p.negPending = true
+	}
+	p.mu.Unlock()
+	if out {
+		return "", ErrOfferOutstanding
 	}
 	offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: iceRestart})
 	if err != nil {
@@ -212,12 +225,25 @@ func (p *Peer) CreateSubscriberOffer(iceRestart bool) (string, error) {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return "", fmt.Errorf("sfu: set local offer: %w", err)
 	}
+	offerSDP := pc.LocalDescription().SDP
 	p.mu.Lock()
 	p.negPending = false
 	p.negFired = false
 	p.offerOut = true
+	p.subOffer = offerSDP
 	p.mu.Unlock()
-	return pc.LocalDescription().SDP, nil
+	return offerSDP, nil
+}
+
+// SubscriberOffer returns the subscriber offer that awaits its answer, if
+// one does.
+func (p *Peer) SubscriberOffer() (offerSDP string, outstanding bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.offerOut {
+		return "", false
+	}
+	return p.subOffer, true
 }
 
 // SetSubscriberAnswer applies the client's answer to the last subscriber

@@ -1,9 +1,6 @@
 package sfu
 
 import (
-	"crypto/hmac"
-	"crypto/sha1" //nolint:gosec // TURN REST credentials are defined with HMAC-SHA1
-	"encoding/base64"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,6 +10,8 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/turn/v2"
 	"github.com/pion/webrtc/v3"
+
+	"github.com/opscenter/opscenter/media"
 )
 
 // startTURN starts the embedded TURN server (UDP) with either a static
@@ -46,7 +45,7 @@ func (e *Engine) startTURN(lf logging.LoggerFactory) error {
 			if err != nil || t < time.Now().Unix() {
 				return nil, false
 			}
-			return turn.GenerateAuthKey(username, realm, turnHMAC(secret, username)), true
+			return turn.GenerateAuthKey(username, realm, media.TURNPassword(secret, username)), true
 		}
 	} else {
 		key := turn.GenerateAuthKey(tc.Username, tc.Realm, tc.Password)
@@ -77,18 +76,6 @@ func (e *Engine) startTURN(lf logging.LoggerFactory) error {
 	return nil
 }
 
-// TURNCredentials returns REST-style TURN credentials valid for ttl, for the
-// configured Secret: username "<expiry unix>:<id>", password
-// base64(HMAC-SHA1(secret, username)). Use them in the client's iceServers
-// together with TURNURLs.
-func TURNCredentials(secret, id string, ttl time.Duration) (username, password string) {
-	username = fmt.Sprintf("%d", time.Now().Add(ttl).Unix())
-	if id != "" {
-		username += ":" + strings.ReplaceAll(id, ":", "_")
-	}
-	return username, turnHMAC(secret, username)
-}
-
 // ICEServers returns the ICE servers a client should use for the embedded
 // TURN server (nil if disabled). host is the address clients reach us at.
 func (e *Engine) ICEServers(host, username, password string) []webrtc.ICEServer {
@@ -100,10 +87,4 @@ func (e *Engine) ICEServers(host, username, password string) []webrtc.ICEServer 
 		Username:   username,
 		Credential: password,
 	}}
-}
-
-func turnHMAC(secret, username string) string {
-	mac := hmac.New(sha1.New, []byte(secret))
-	mac.Write([]byte(username))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }

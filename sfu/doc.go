@@ -30,8 +30,13 @@
 //     (a peer's allocator), egress_batchconn.go and egress_sendmmsg_*.go (the
 //     batched socket), egress_fwdstats.go (forwarding counters, the delay
 //     histogram and the Prometheus collector).
-//   - control_*: the small API that signaling uses. control_api.go (errors,
-//     Config, Hooks, stats types and the list of methods), control_engine.go
+//   - control_*: the small API that signaling uses, through interfaces it
+//     declares (signaling/engine.go; internal/app builds the Engine, adapts
+//     it and sets its Hooks), so signaling does not import this package.
+//     The values and errors both sides speak (Target, layers, the stats
+//     types, ErrClosed and the negotiation errors, the TURN credential
+//     scheme) are declared in package media and aliased here. control_api.go
+//     (errors, Config, Hooks, stats types and the list of methods), control_engine.go
 //     (Engine: sockets, the two webrtc.APIs, the peers), control_peer.go
 //     (Peer, its lock order, the publisher leg's offers), control_subscriber.go
 //     (the subscriber leg, its slots and offers), control_slot.go (a Slot's
@@ -55,6 +60,9 @@
 // offers never collide (no glare handling, no "polite peer"). Renegotiation
 // of the subscriber leg is rare: it is only needed when slots are added or
 // removed (OnNegotiationNeeded → CreateSubscriberOffer → SetSubscriberAnswer).
+// The Peer keeps the whole negotiation state (the offer awaiting its answer,
+// a renegotiation owed meanwhile, the last publisher offer and answer);
+// signaling reads it (SubscriberOffer, PublisherOffer) rather than copying it.
 // Bursts of AddSlot are coalesced into one offer, and a follow-up offer waits
 // until the first negotiation has connected (Pion answerers otherwise treat
 // an early re-offer as an ICE restart).

@@ -190,6 +190,13 @@ func TestInvalidSDP(t *testing.T) {
 	}
 	offer, err := p.CreateSubscriberOffer(false)
 	must(t, err)
+	if o, out := p.SubscriberOffer(); !out || o != offer {
+		t.Errorf("SubscriberOffer: outstanding %v, the offer returned %v", out, o == offer)
+	}
+	// An offer asked for while one awaits its answer is owed, not made.
+	if _, err := p.CreateSubscriberOffer(false); !errors.Is(err, ErrOfferOutstanding) || !errors.Is(err, ErrBadState) {
+		t.Errorf("offer on an unanswered offer: %v", err)
+	}
 	if err := p.SetSubscriberAnswer(inputs[3]); !errors.Is(err, ErrInvalidSDP) {
 		t.Errorf("bad answer: %v", err)
 	}

@@ -72,7 +72,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		p.layerEnded(t, l)
 	}()
 	if isNew {
-		if f := p.e.hooks.OnTrack; f != nil {
+		if f := p.e.hooks.Load().OnTrack; f != nil {
 			f(p.id, t)
 		}
 	}
@@ -100,7 +100,7 @@ func (p *Peer) layerEnded(t *UpTrack, l *upLayer) {
 	}
 	p.mu.Unlock()
 	t.close()
-	if f := p.e.hooks.OnTrackGone; f != nil {
+	if f := p.e.hooks.Load().OnTrackGone; f != nil {
 		f(p.id, t)
 	}
 }

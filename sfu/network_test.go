@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v3"
+
+	"github.com/opscenter/opscenter/media"
 )
 
 // TestICETCPAndTURN: a publisher reaching the engine over ICE-TCP only, and a
@@ -32,7 +34,7 @@ func TestICETCPAndTURN(t *testing.T) {
 		t.Error("single-layer track reported as simulcast")
 	}
 
-	user, pass := TURNCredentials("s3cret", "07192", time.Hour)
+	user, pass := media.TURNCredentials("s3cret", "07192", time.Hour)
 	servers := v.e.ICEServers("127.0.0.1", user, pass)
 	sp := v.peer("sub")
 	sc := newClient(t, sp, "sub", clientOpts{pcCfg: webrtc.Configuration{ICEServers: servers, ICETransportPolicy: webrtc.ICETransportPolicyRelay}})

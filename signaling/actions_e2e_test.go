@@ -546,7 +546,7 @@ func TestLiveActionsE2E(t *testing.T) {
 			// Still connected: paused and resumed layers are never taken for loss
 			// (the synthetic publisher, like a browser, leaves no sequence gap).
 			if p := l.a.Live.Presence(code); p != wire.StateConnected {
-				st := l.a.Live.Engine().Peer(cl.Welcome().PeerID).Stats()
+				st := l.a.Media.Peer(cl.Welcome().PeerID).Stats()
 				t.Errorf("%s presence %s after session_end, want connected (publisher recent loss %.3f, layers:%s)",
 					code, p, st.Publisher.RecentLoss, layersString(st.Video))
 			}

@@ -12,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -49,15 +48,11 @@ type conn struct {
 	program bool // may publish the program (endpoint 22's device, a leader's console)
 	leader  bool
 	scope   func(code string) bool // a district-scoped console's view (scope.go); nil: everything
-	peer    *sfu.Peer
+	peer    MediaPeer
 
-	// Loop-owned.
-	joined    bool
-	offerOut  bool   // a subscriber offer awaits its answer
-	negAgain  bool   // slots changed while an offer was out
-	subOffer  string // the last subscriber offer sent (answers are checked against it)
-	pubOffer  string // the last publisher offer accepted (later offers keep its sections)
-	pubAnswer string // our answer to it
+	// Loop-owned. The negotiation state (the outstanding subscriber offer, the
+	// last publisher offer and answer) is the media peer's, not copied here.
+	joined bool
 }
 
 func newConn(s *Service, ws *websocket.Conn, p auth.Principal) *conn {

@@ -16,7 +16,7 @@ import (
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/wire"
 )
@@ -34,7 +34,7 @@ type nopAuditor struct{}
 
 func (nopAuditor) Record(context.Context, store.Event) error { return nil }
 
-func fuzzService(t testing.TB) *Service {
+func fuzzService(t testing.TB, engine func() (MediaEngine, error)) *Service {
 	fuzzSvc.once.Do(func() {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		s := &Service{log: log, auditor: nopAuditor{}, kickC: make(chan struct{}, 1), saveC: make(chan struct{}, 1),
@@ -48,10 +48,7 @@ func fuzzService(t testing.TB) *Service {
 			s.room.inRoster[c] = true
 		}
 		s.room.sessionID = "fuzz-session"
-		cfg := sfu.DefaultConfig()
-		cfg.UDPPort, cfg.TCPPort, cfg.IncludeLoopback, cfg.Interfaces = 0, -1, true, []string{"lo"}
-		cfg.NetworkTypes = []string{"udp4"}
-		s.engine, fuzzSvc.err = sfu.NewEngine(cfg, log, sfu.Hooks{})
+		s.engine, fuzzSvc.err = engine()
 		fuzzSvc.s = s
 	})
 	if fuzzSvc.err != nil {
@@ -123,11 +120,16 @@ func errorsIn(envs []wire.Envelope) []wire.ErrorMsg {
 	return out
 }
 
-// FuzzEnvelope feeds arbitrary messages to the envelope decoder and dispatch of
+// The fuzz targets themselves (FuzzEnvelope, FuzzPublishOfferSDP) are in
+// fuzz_engine_test.go, in package signaling_test: they need a real media
+// engine, which internal/app adapts, and this package's own test files cannot
+// import internal/app (it imports signaling). They hand it to the bodies here.
+
+// RunFuzzEnvelope (FuzzEnvelope) feeds arbitrary messages to the envelope decoder and dispatch of
 // a fresh connection, a joined endpoint and a leader's console. It must never
 // panic; malformed JSON and unknown types are answered with an error, and no
 // input causes an internal error.
-func FuzzEnvelope(f *testing.F) {
+func RunFuzzEnvelope(f *testing.F, engine func() (MediaEngine, error)) {
 	for _, seed := range []string{
 		`{"type":"join","payload":{"role":"endpoint"}}`,
 		`{"type":"join","payload":{"role":"console","device":{"user_agent":"x"}}}`,
@@ -153,7 +155,7 @@ func FuzzEnvelope(f *testing.F) {
 	}
 	capMinimize()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := fuzzService(t)
+		s := fuzzService(t, engine)
 		var probe wire.Envelope
 		bad := json.Unmarshal(b, &probe) != nil
 		_, known := handlers[probe.Type]
@@ -181,14 +183,14 @@ func FuzzEnvelope(f *testing.F) {
 	})
 }
 
-// FuzzPublishOfferSDP sends arbitrary SDP through publish_offer into
+// RunFuzzPublishOfferSDP (FuzzPublishOfferSDP) sends arbitrary SDP through publish_offer into
 // sfu.PublishOffer: garbage gets a clear error (invalid_sdp or bad_state), a
 // valid offer a publish_answer; never a panic or an internal error. And the
 // refusal is semantic, not only syntactic: after a refused offer the leg keeps its
 // last good state, so a valid offer on the same connection is still answered (a
 // description Pion half-applied would leave the leg in have-remote-offer, and
 // refuse it).
-func FuzzPublishOfferSDP(f *testing.F) {
+func RunFuzzPublishOfferSDP(f *testing.F, engine func() (MediaEngine, error)) {
 	good := validOffer(f, 3, true)
 	f.Add(validOffer(f, 1, true))
 	f.Add(validOffer(f, 3, true))
@@ -214,7 +216,7 @@ func FuzzPublishOfferSDP(f *testing.F) {
 		if len(sdp) > 32<<10 {
 			return
 		}
-		s := fuzzService(t)
+		s := fuzzService(t, engine)
 		// A fresh publishing endpoint per input, closed after it. One shared
 		// peer made every input depend on the ones before (a valid offer
 		// started ICE, later offers renegotiated or ICE-restarted it, and
@@ -313,7 +315,7 @@ func validOffer(f *testing.F, layers int, audio bool) string {
 	for i := 0; i < layers; i++ {
 		var opts []func(*webrtc.TrackLocalStaticRTP)
 		if layers > 1 {
-			opts = append(opts, webrtc.WithRTPStreamID(sfu.RIDs[i]))
+			opts = append(opts, webrtc.WithRTPStreamID(media.RIDs[i]))
 		}
 		tr, err := webrtc.NewTrackLocalStaticRTP(vp8, "video", "fuzz", opts...)
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -125,7 +125,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 			return fmt.Errorf("add slot %s: %w", name, err)
 		}
 	}
-	peer.OnCandidate(func(t sfu.Target, ci *webrtc.ICECandidateInit) {
+	peer.OnCandidate(func(t media.Target, ci *webrtc.ICECandidateInit) {
 		c.send(wire.TypeICECandidate, "", wire.CandidateMsg{Target: t.String(), Candidate: (*wire.ICECandidateInit)(ci)})
 	})
 	peer.OnNegotiationNeeded(func() { c.post(func() { c.negotiate(false) }) })
@@ -168,33 +168,29 @@ func onLeave(c *conn, id string, _ *wire.Empty) error {
 	return nil
 }
 
-// negotiate sends a subscriber offer, or notes that one is needed after the
-// outstanding offer is answered.
+// negotiate sends a subscriber offer. While one awaits its answer the peer
+// notes that another is needed and asks for it (OnNegotiationNeeded) after
+// the answer.
 func (c *conn) negotiate(iceRestart bool) {
 	if c.peer == nil {
 		return
 	}
-	if c.offerOut {
-		c.negAgain = true
-		return
-	}
 	sdp, err := c.peer.CreateSubscriberOffer(iceRestart)
 	if err != nil {
-		if !errors.Is(err, sfu.ErrClosed) {
+		if !errors.Is(err, media.ErrClosed) && !errors.Is(err, media.ErrOfferOutstanding) {
 			c.svc.log.Error("signaling: subscriber offer", "peer", c.peerID, "err", err)
 			c.sendErr(wire.ErrInternal, "cannot create the subscriber offer", "")
 		}
 		return
 	}
-	c.offerOut, c.subOffer = true, sdp
 	c.send(wire.TypeSubscriberOffer, "", wire.SDPMsg{SDP: sdp})
 }
 
 func sdpError(err error) error {
-	if errors.Is(err, sfu.ErrInvalidSDP) {
+	if errors.Is(err, media.ErrInvalidSDP) {
 		return perr(wire.ErrInvalidSDP, "%v", err)
 	}
-	if errors.Is(err, sfu.ErrBadState) {
+	if errors.Is(err, media.ErrBadState) {
 		return perr(wire.ErrBadState, "%v", err)
 	}
 	return err
@@ -203,14 +199,14 @@ func sdpError(err error) error {
 // onPublishOffer checks the offer (sdpcheck.go) before the publisher leg sees it:
 // a refused offer leaves the leg as it was.
 func onPublishOffer(c *conn, id string, m *wire.SDPMsg) error {
-	if err := checkOffer(m.SDP, c.pubOffer, c.pubAnswer); err != nil {
+	lastOffer, lastAnswer := c.peer.PublisherOffer()
+	if err := checkOffer(m.SDP, lastOffer, lastAnswer); err != nil {
 		return perr(wire.ErrInvalidSDP, "publish offer: %v", err)
 	}
 	answer, err := c.peer.PublishOffer(m.SDP)
 	if err != nil {
 		return sdpError(err)
 	}
-	c.pubOffer, c.pubAnswer = m.SDP, answer
 	c.send(wire.TypePublishAnswer, id, wire.SDPMsg{SDP: answer})
 	return nil
 }
@@ -219,37 +215,33 @@ func onPublishOffer(c *conn, id string, m *wire.SDPMsg) error {
 // subscriber leg sees it: a refused answer leaves the offer outstanding, so the
 // client can still send the right one.
 func onSubscriberAnswer(c *conn, _ string, m *wire.SDPMsg) error {
-	if !c.offerOut {
+	offer, out := c.peer.SubscriberOffer()
+	if !out {
 		return perr(wire.ErrBadState, "no subscriber offer is outstanding")
 	}
-	if err := checkAnswer(m.SDP, c.subOffer); err != nil {
+	if err := checkAnswer(m.SDP, offer); err != nil {
 		return perr(wire.ErrInvalidSDP, "subscriber answer: %v", err)
 	}
+	// On success, a renegotiation owed meanwhile comes back through
+	// OnNegotiationNeeded.
 	if err := c.peer.SetSubscriberAnswer(m.SDP); err != nil {
-		if errors.Is(err, sfu.ErrOfferConsumed) {
+		if errors.Is(err, media.ErrOfferConsumed) {
 			// The leg is stable again but the offer is gone: offer afresh, so the
 			// leg keeps working (the client answers the new offer).
-			c.offerOut = false
-			c.negAgain = false
 			c.negotiate(false)
 		}
 		return sdpError(err)
-	}
-	c.offerOut = false
-	if c.negAgain {
-		c.negAgain = false
-		c.negotiate(false)
 	}
 	return nil
 }
 
 func onICECandidate(c *conn, _ string, m *wire.CandidateMsg) error {
-	var t sfu.Target
+	var t media.Target
 	switch m.Target {
 	case "publisher":
-		t = sfu.Publisher
+		t = media.Publisher
 	case "subscriber":
-		t = sfu.Subscriber
+		t = media.Subscriber
 	default:
 		return perr(wire.ErrBadPayload, `target must be "publisher" or "subscriber"`)
 	}
@@ -263,7 +255,7 @@ func onICECandidate(c *conn, _ string, m *wire.CandidateMsg) error {
 }
 
 func onICERestart(c *conn, _ string, _ *wire.Empty) error {
-	if c.offerOut {
+	if _, out := c.peer.SubscriberOffer(); out {
 		return perr(wire.ErrBadState, "a subscriber offer is outstanding; answer it first")
 	}
 	c.negotiate(true)
@@ -308,7 +300,7 @@ func onUnmuteAccept(c *conn, _ string, _ *wire.Empty) error {
 }
 
 func onLayerRequest(c *conn, _ string, m *wire.LayerRequestMsg) error {
-	if m.Layer < sfu.LayerLow || m.Layer > sfu.LayerHigh {
+	if m.Layer < media.LayerLow || m.Layer > media.LayerHigh {
 		return perr(wire.ErrBadPayload, "layer must be 0, 1 or 2")
 	}
 	if strings.HasPrefix(m.Slot, tilePrefix) {

@@ -29,7 +29,7 @@ import (
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 )
 
 // Ingest kinds.
@@ -62,8 +62,8 @@ type IngestSession struct {
 	kind   string
 	peerID string
 	actor  string
-	peer   *sfu.Peer
-	target sfu.Target
+	peer   MediaPeer
+	target media.Target
 
 	mu     sync.Mutex
 	etag   string
@@ -162,7 +162,7 @@ func (s *Service) StartWHIP(p auth.Principal, offer string) (*IngestSession, err
 	if _, err := checkIngestOffer(offer, true); err != nil {
 		return nil, err
 	}
-	m, err := s.newIngest(IngestWHIP, p, sfu.Publisher)
+	m, err := s.newIngest(IngestWHIP, p, media.Publisher)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func (s *Service) StartWHIP(p auth.Principal, offer string) (*IngestSession, err
 	s.room.addExt(m.peerID, extPeer{program: true})
 	answer, err := m.peer.PublishOffer(offer)
 	if err == nil {
-		answer, err = m.peer.GatheredDescription(sfu.Publisher, ingestGather)
+		answer, err = m.peer.GatheredDescription(media.Publisher, ingestGather)
 	}
 	if err != nil {
 		m.Close()
@@ -197,7 +197,7 @@ func (s *Service) StartWHEP(p auth.Principal, offer string, floor bool) (*Ingest
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.newIngest(IngestWHEP, p, sfu.Subscriber)
+	m, err := s.newIngest(IngestWHEP, p, media.Subscriber)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (s *Service) StartWHEP(p auth.Principal, offer string, floor bool) (*Ingest
 	}
 	answer, err := m.peer.AnswerSubscriberOffer(offer)
 	if err == nil {
-		answer, err = m.peer.GatheredDescription(sfu.Subscriber, ingestGather)
+		answer, err = m.peer.GatheredDescription(media.Subscriber, ingestGather)
 	}
 	if err != nil {
 		m.Close()
@@ -248,7 +248,7 @@ func (s *Service) StartWHEP(p auth.Principal, offer string, floor bool) (*Ingest
 	return m, nil
 }
 
-func (s *Service) newIngest(kind string, p auth.Principal, t sfu.Target) (*IngestSession, error) {
+func (s *Service) newIngest(kind string, p auth.Principal, t media.Target) (*IngestSession, error) {
 	who := p.Username
 	if p.IsEndpoint() {
 		who = p.EndpointCode
@@ -306,7 +306,7 @@ func (m *IngestSession) Patch(ifMatch, frag string) (answerFrag string, restart 
 	if f.ufrag != "" && f.pwd != "" && f.ufrag != iceAttr(m.offer, "ice-ufrag") {
 		offer := restartOffer(m.offer, f.ufrag, f.pwd)
 		var answer string
-		if m.target == sfu.Publisher {
+		if m.target == media.Publisher {
 			answer, err = m.peer.PublishOffer(offer)
 		} else {
 			answer, err = m.peer.AnswerSubscriberOffer(offer)
@@ -329,7 +329,7 @@ func (m *IngestSession) Patch(ifMatch, frag string) (answerFrag string, restart 
 			cm = mid
 		}
 		if err := m.peer.AddCandidate(m.target, webrtc.ICECandidateInit{Candidate: c.line, SDPMid: &cm}); err != nil {
-			if errors.Is(err, sfu.ErrClosed) {
+			if errors.Is(err, media.ErrClosed) {
 				return "", false, ErrIngestNotFound
 			}
 			return "", false, fmt.Errorf("%w: candidate %q: %v", ErrIngestBadSDP, c.line, err)
@@ -393,7 +393,7 @@ func (r *Room) extSubscribers() []Subscriber {
 
 // sdpFault turns an sfu error into ErrIngestBadSDP when the SDP was at fault.
 func sdpFault(err error) error {
-	if errors.Is(err, sfu.ErrInvalidSDP) {
+	if errors.Is(err, media.ErrInvalidSDP) {
 		return fmt.Errorf("%w: %v", ErrIngestBadSDP, err)
 	}
 	return err

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
@@ -20,7 +20,7 @@ var pauseLayers = []client.Layer{
 	{RID: "f", Width: 1280, Height: 720, Bitrate: 1_200_000},
 }
 
-func layersString(ls []sfu.LayerStats) string {
+func layersString(ls []media.LayerStats) string {
 	s := ""
 	for _, l := range ls {
 		s += fmt.Sprintf(" %s:%dk active=%v needed=%v watchers=%d", l.RID, l.Bitrate/1000, l.Active, l.Needed, l.Watchers)
@@ -62,7 +62,7 @@ func TestPauseUnwatchedLayersE2E(t *testing.T) {
 	if err := ep.WaitConnected(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	peer := l.a.Live.Engine().Peer(ep.Welcome().PeerID)
+	peer := l.a.Media.Peer(ep.Welcome().PeerID)
 	if peer == nil {
 		t.Fatalf("no media peer %s", ep.Welcome().PeerID)
 	}

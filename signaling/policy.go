@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 )
 
 // The routing policy: a pure function from the live session state to, for every
@@ -103,13 +103,13 @@ func (st *PolicyState) Route() map[string]Routes {
 		r := Routes{}
 		if st.SessionActive {
 			if st.Program != "" && s.PeerID != st.Program {
-				r[SlotProgramVideo] = Route{st.Program, sfu.LayerHigh}
+				r[SlotProgramVideo] = Route{st.Program, media.LayerHigh}
 				if !s.Console { // the command room hears itself in the room
 					r[SlotProgramAudio] = Route{st.Program, 0}
 				}
 			}
 			if floorPeer != "" && s.Code != st.Floor {
-				r[SlotFloorVideo] = Route{floorPeer, sfu.LayerHigh}
+				r[SlotFloorVideo] = Route{floorPeer, media.LayerHigh}
 				if !st.Muted[st.Floor] {
 					r[SlotFloorAudio] = Route{floorPeer, 0}
 				}
@@ -121,9 +121,9 @@ func (st *PolicyState) Route() map[string]Routes {
 				if p == "" || p == s.PeerID || (s.Sees != nil && !s.Sees(t.Code)) {
 					continue
 				}
-				l := sfu.LayerLow
+				l := media.LayerLow
 				if t.Large {
-					l = sfu.LayerHigh
+					l = media.LayerHigh
 				}
 				r[TileSlot(t.Slot)] = Route{p, l}
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -27,13 +27,13 @@ func TestPolicyRoutes(t *testing.T) {
 	peers[CommandCode] = "22#p"
 	all := append([]Subscriber{cons}, subs...)
 	prog := func(r Routes) Routes {
-		r[SlotProgramVideo] = Route{"22#p", sfu.LayerHigh}
+		r[SlotProgramVideo] = Route{"22#p", media.LayerHigh}
 		r[SlotProgramAudio] = Route{"22#p", 0}
 		return r
 	}
 	tiles := func(r Routes) Routes {
-		r[TileSlot(0)] = Route{"101#p", sfu.LayerLow}
-		r[TileSlot(1)] = Route{"102#p", sfu.LayerHigh}
+		r[TileSlot(0)] = Route{"101#p", media.LayerLow}
+		r[TileSlot(1)] = Route{"102#p", media.LayerHigh}
 		return r
 	}
 	tests := []struct {
@@ -55,10 +55,10 @@ func TestPolicyRoutes(t *testing.T) {
 			name: "floor: holder does not get itself back, console hears it",
 			st:   PolicyState{SessionActive: true, Program: "22#p", Floor: "101", Peers: peers, Subscribers: all},
 			want: map[string]Routes{
-				"22#p":  tiles(Routes{SlotFloorVideo: {"101#p", sfu.LayerHigh}, SlotFloorAudio: {"101#p", 0}}),
+				"22#p":  tiles(Routes{SlotFloorVideo: {"101#p", media.LayerHigh}, SlotFloorAudio: {"101#p", 0}}),
 				"101#p": prog(Routes{}),
-				"102#p": prog(Routes{SlotFloorVideo: {"101#p", sfu.LayerHigh}, SlotFloorAudio: {"101#p", 0}}),
-				"103#p": prog(Routes{SlotFloorVideo: {"101#p", sfu.LayerHigh}, SlotFloorAudio: {"101#p", 0}}),
+				"102#p": prog(Routes{SlotFloorVideo: {"101#p", media.LayerHigh}, SlotFloorAudio: {"101#p", 0}}),
+				"103#p": prog(Routes{SlotFloorVideo: {"101#p", media.LayerHigh}, SlotFloorAudio: {"101#p", 0}}),
 			},
 		},
 		{
@@ -67,8 +67,8 @@ func TestPolicyRoutes(t *testing.T) {
 				Peers: peers, Subscribers: all[1:]},
 			want: map[string]Routes{
 				"101#p": prog(Routes{}),
-				"102#p": prog(Routes{SlotFloorVideo: {"101#p", sfu.LayerHigh}}),
-				"103#p": prog(Routes{SlotFloorVideo: {"101#p", sfu.LayerHigh}}),
+				"102#p": prog(Routes{SlotFloorVideo: {"101#p", media.LayerHigh}}),
+				"103#p": prog(Routes{SlotFloorVideo: {"101#p", media.LayerHigh}}),
 			},
 		},
 		{
@@ -95,14 +95,14 @@ func TestPolicyRoutes(t *testing.T) {
 			st: PolicyState{SessionActive: true, Program: "22#p", Floor: "101", RollCall: true,
 				Muted: map[string]bool{"102": true}, Peers: peers, Subscribers: all[:1]},
 			want: map[string]Routes{"22#p": tiles(Routes{
-				SlotFloorVideo: {"101#p", sfu.LayerHigh}, SlotFloorAudio: {"101#p", 0},
+				SlotFloorVideo: {"101#p", media.LayerHigh}, SlotFloorAudio: {"101#p", 0},
 				AuxAudioSlot(0): {"103#p", 0}})},
 		},
 		{
 			name: "staff console next to the program publisher gets program video only",
 			st: PolicyState{SessionActive: true, Program: "22#p", Peers: peers,
 				Subscribers: []Subscriber{{PeerID: "staff:lead#1", Code: CommandCode, Console: true}}},
-			want: map[string]Routes{"staff:lead#1": {SlotProgramVideo: {"22#p", sfu.LayerHigh}}},
+			want: map[string]Routes{"staff:lead#1": {SlotProgramVideo: {"22#p", media.LayerHigh}}},
 		},
 		{
 			name: "no program publisher",
@@ -129,11 +129,11 @@ func TestPolicyDiffFloorChange(t *testing.T) {
 	got := Diff(a, b, nil)
 	want := []Change{
 		{"101#p", SlotFloorAudio, Route{"102#p", 0}},
-		{"101#p", SlotFloorVideo, Route{"102#p", sfu.LayerHigh}},
+		{"101#p", SlotFloorVideo, Route{"102#p", media.LayerHigh}},
 		{"102#p", SlotFloorAudio, Route{}},
 		{"102#p", SlotFloorVideo, Route{}},
 		{"103#p", SlotFloorAudio, Route{"102#p", 0}},
-		{"103#p", SlotFloorVideo, Route{"102#p", sfu.LayerHigh}},
+		{"103#p", SlotFloorVideo, Route{"102#p", media.LayerHigh}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("diff:\n got %v\nwant %v", got, want)

@@ -6,7 +6,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -24,7 +24,7 @@ func (r *Room) liveEndpoints() []*conn {
 }
 
 // updateStats records an endpoint's media statistics and re-judges its presence.
-func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (wire.StatEntry, bool) {
+func (r *Room) updateStats(c *conn, st media.PeerStats, now time.Time) (wire.StatEntry, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.members[c.code]
@@ -56,7 +56,7 @@ func (r *Room) updateStats(c *conn, st sfu.PeerStats, now time.Time) (wire.StatE
 // that is paused or gated on purpose is never a fault; media expected but not
 // arriving is judged by judgeNoMedia. Publisher loss is the sfu's windowed RecentLoss (last ~4 s, net
 // of NACK repairs); subscriber loss is the latest receiver report's.
-func judgeHealth(st sfu.PeerStats, legUp [2]bool, now time.Time) (loss float64, unhealthy bool) {
+func judgeHealth(st media.PeerStats, legUp [2]bool, now time.Time) (loss float64, unhealthy bool) {
 	loss = max(st.Publisher.RecentLoss, st.Subscriber.Loss)
 	silent := func(last time.Time) bool { return !last.IsZero() && now.Sub(last) > DegradedNoRTCP }
 	noRTCP := (legUp[0] && st.BitrateIn > 0 && silent(st.Publisher.LastRTCP)) ||
@@ -101,11 +101,11 @@ func (r *Room) selfMedia(c *conn, camera, mic bool) {
 // microphone that is on keeps sending. The clock starts no earlier than the
 // leg coming up, the device being turned on, or a paused layer resuming.
 // Called with mu held.
-func judgeNoMedia(m *member, st sfu.PeerStats, now time.Time) bool {
+func judgeNoMedia(m *member, st media.PeerStats, now time.Time) bool {
 	if !m.legUp[0] || !m.mediaOn.known {
 		return false
 	}
-	silent := func(on bool, onAt time.Time, pm sfu.PublishedMedia) bool {
+	silent := func(on bool, onAt time.Time, pm media.PublishedMedia) bool {
 		if !on || !pm.Negotiated || pm.Paused {
 			return false
 		}

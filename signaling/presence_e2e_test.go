@@ -128,7 +128,7 @@ func TestNoMediaPresenceE2E(t *testing.T) {
 	l := startLive(t)
 	x := l.communes(1)[0]
 	cons := l.dial(l.leader.Token, wire.RoleConsole, false)
-	relay := newRTPDropRelay(t, fmt.Sprintf("127.0.0.1:%d", l.a.Live.Engine().UDPPort()))
+	relay := newRTPDropRelay(t, fmt.Sprintf("127.0.0.1:%d", l.a.Media.UDPPort()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	joinAt := time.Now()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -17,15 +17,15 @@ func TestJudgeNoMedia(t *testing.T) {
 	long, recent := now.Add(-6*time.Second), now.Add(-2*time.Second)
 	camOn := mediaOn{known: true, camera: true, cameraAt: long.Add(-time.Minute)}
 	micOn := mediaOn{known: true, mic: true, micAt: long.Add(-time.Minute)}
-	video := func(last time.Time) sfu.PeerStats {
-		return sfu.PeerStats{PubVideo: sfu.PublishedMedia{Negotiated: true, LastRTP: last}}
+	video := func(last time.Time) media.PeerStats {
+		return media.PeerStats{PubVideo: media.PublishedMedia{Negotiated: true, LastRTP: last}}
 	}
 	cases := []struct {
 		name   string
 		on     mediaOn
 		pubUp  time.Time
 		legUp  bool
-		st     sfu.PeerStats
+		st     media.PeerStats
 		expect bool
 	}{
 		{"camera on, RTP 6 s ago", camOn, long, true, video(long), true},
@@ -33,14 +33,14 @@ func TestJudgeNoMedia(t *testing.T) {
 		{"camera on, never any RTP since the leg came up 6 s ago", camOn, long, true, video(time.Time{}), true},
 		{"camera on, leg up 2 s ago", camOn, recent, true, video(time.Time{}), false},
 		{"camera turned on 2 s ago", mediaOn{known: true, camera: true, cameraAt: recent}, long, true, video(time.Time{}), false},
-		{"every layer paused", camOn, long, true, sfu.PeerStats{PubVideo: sfu.PublishedMedia{Negotiated: true, LastRTP: long, Paused: true}}, false},
-		{"a layer resumed 2 s ago", camOn, long, true, sfu.PeerStats{PubVideo: sfu.PublishedMedia{Negotiated: true, LastRTP: long, ResumedAt: recent}}, false},
+		{"every layer paused", camOn, long, true, media.PeerStats{PubVideo: media.PublishedMedia{Negotiated: true, LastRTP: long, Paused: true}}, false},
+		{"a layer resumed 2 s ago", camOn, long, true, media.PeerStats{PubVideo: media.PublishedMedia{Negotiated: true, LastRTP: long, ResumedAt: recent}}, false},
 		{"camera off", mediaOn{known: true}, long, true, video(long), false},
 		{"no mute_state yet", mediaOn{}, long, true, video(long), false},
-		{"video not negotiated", camOn, long, true, sfu.PeerStats{}, false},
+		{"video not negotiated", camOn, long, true, media.PeerStats{}, false},
 		{"publisher leg down (judged by ICE)", camOn, long, false, video(long), false},
-		{"microphone on, audio 6 s ago", micOn, long, true, sfu.PeerStats{PubAudio: sfu.PublishedMedia{Negotiated: true, LastRTP: long}}, true},
-		{"microphone off, no audio", mediaOn{known: true}, long, true, sfu.PeerStats{PubAudio: sfu.PublishedMedia{Negotiated: true, LastRTP: long}}, false},
+		{"microphone on, audio 6 s ago", micOn, long, true, media.PeerStats{PubAudio: media.PublishedMedia{Negotiated: true, LastRTP: long}}, true},
+		{"microphone off, no audio", mediaOn{known: true}, long, true, media.PeerStats{PubAudio: media.PublishedMedia{Negotiated: true, LastRTP: long}}, false},
 	}
 	for _, tc := range cases {
 		m := &member{mediaOn: tc.on, pubUpAt: tc.pubUp, legUp: [2]bool{tc.legUp, true}}

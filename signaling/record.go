@@ -1,10 +1,6 @@
 package signaling
 
-import (
-	"time"
-
-	"github.com/opscenter/opscenter/sfu"
-)
+import "time"
 
 // The record: while a session is in progress, the program (the program
 // publisher's top layer and its audio) and the floor (whoever holds it, video
@@ -30,7 +26,7 @@ const (
 // is recorded from its top layer). It returns an error when nothing is
 // recorded (recording disabled, disk low, the index unreachable).
 type Recorder interface {
-	Record(sessionID, kind, code string, video, audio *sfu.UpTrack) (Recording, error)
+	Record(sessionID, kind, code string, video, audio UpTrack) (Recording, error)
 }
 
 // Recording is one source being recorded.
@@ -38,7 +34,7 @@ type Recording interface {
 	// SetTracks changes the tracks recorded (a track that appeared, audio
 	// gated by a mute). A different non-nil track is not passed here: a new
 	// recording is started instead.
-	SetTracks(video, audio *sfu.UpTrack)
+	SetTracks(video, audio UpTrack)
 	// Stop finishes the recording's file (closed and indexed).
 	Stop()
 }
@@ -46,7 +42,7 @@ type Recording interface {
 // recordWant is what one kind of recording should be.
 type recordWant struct {
 	session, code, peer string
-	video, audio        *sfu.UpTrack
+	video, audio        UpTrack
 }
 
 func (w recordWant) active() bool {
@@ -90,7 +86,7 @@ func (s *Service) wantRecordings(st *PolicyState) {
 	}
 }
 
-func (s *Service) tracksOf(peerID string) (video, audio *sfu.UpTrack) {
+func (s *Service) tracksOf(peerID string) (video, audio UpTrack) {
 	if p := s.engine.Peer(peerID); p != nil {
 		return p.Tracks()
 	}

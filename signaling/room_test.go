@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -87,19 +87,19 @@ func TestJudgeHealth(t *testing.T) {
 	up := [2]bool{true, true}
 	cases := []struct {
 		name  string
-		st    sfu.PeerStats
+		st    media.PeerStats
 		legs  [2]bool
 		wantU bool
 	}{
-		{"clean", sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.01, LastRTCP: fresh}, BitrateIn: 1e5}, up, false},
-		{"publisher loss 6%", sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.06, LastRTCP: fresh}, BitrateIn: 1e5}, up, true},
-		{"publisher loss 5% exactly", sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.05, LastRTCP: fresh}}, up, false},
-		{"old cumulative loss is not judged", sfu.PeerStats{Publisher: sfu.LegStats{Loss: 0.3, RecentLoss: 0, LastRTCP: fresh}}, up, false},
-		{"subscriber loss 10%", sfu.PeerStats{Subscriber: sfu.LegStats{Loss: 0.1, LastRTCP: fresh}}, up, true},
-		{"no RTCP on the subscriber leg while sending", sfu.PeerStats{Subscriber: sfu.LegStats{LastRTCP: stale}, BitrateOut: 3e5}, up, true},
-		{"no RTCP on the publisher leg while receiving", sfu.PeerStats{Publisher: sfu.LegStats{LastRTCP: stale}, BitrateIn: 3e5}, up, true},
-		{"paused: nothing sent, no RTCP is fine", sfu.PeerStats{Subscriber: sfu.LegStats{LastRTCP: stale}, Publisher: sfu.LegStats{LastRTCP: stale}}, up, false},
-		{"leg down is judged by ICE, not RTCP", sfu.PeerStats{Subscriber: sfu.LegStats{LastRTCP: stale}, BitrateOut: 3e5}, [2]bool{true, false}, false},
+		{"clean", media.PeerStats{Publisher: media.LegStats{RecentLoss: 0.01, LastRTCP: fresh}, BitrateIn: 1e5}, up, false},
+		{"publisher loss 6%", media.PeerStats{Publisher: media.LegStats{RecentLoss: 0.06, LastRTCP: fresh}, BitrateIn: 1e5}, up, true},
+		{"publisher loss 5% exactly", media.PeerStats{Publisher: media.LegStats{RecentLoss: 0.05, LastRTCP: fresh}}, up, false},
+		{"old cumulative loss is not judged", media.PeerStats{Publisher: media.LegStats{Loss: 0.3, RecentLoss: 0, LastRTCP: fresh}}, up, false},
+		{"subscriber loss 10%", media.PeerStats{Subscriber: media.LegStats{Loss: 0.1, LastRTCP: fresh}}, up, true},
+		{"no RTCP on the subscriber leg while sending", media.PeerStats{Subscriber: media.LegStats{LastRTCP: stale}, BitrateOut: 3e5}, up, true},
+		{"no RTCP on the publisher leg while receiving", media.PeerStats{Publisher: media.LegStats{LastRTCP: stale}, BitrateIn: 3e5}, up, true},
+		{"paused: nothing sent, no RTCP is fine", media.PeerStats{Subscriber: media.LegStats{LastRTCP: stale}, Publisher: media.LegStats{LastRTCP: stale}}, up, false},
+		{"leg down is judged by ICE, not RTCP", media.PeerStats{Subscriber: media.LegStats{LastRTCP: stale}, BitrateOut: 3e5}, [2]bool{true, false}, false},
 	}
 	for _, tc := range cases {
 		if _, u := judgeHealth(tc.st, tc.legs, now); u != tc.wantU {
@@ -130,11 +130,11 @@ func TestPresenceTransitions(t *testing.T) {
 	now := time.Now()
 	r.mediaState(c, 0, true)
 	r.mediaState(c, 1, true)
-	r.updateStats(c, sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.08, LastRTCP: now}, BitrateIn: 1e5}, now)
+	r.updateStats(c, media.PeerStats{Publisher: media.LegStats{RecentLoss: 0.08, LastRTCP: now}, BitrateIn: 1e5}, now)
 	if p := r.Presence("a"); p != wire.StateDegraded {
 		t.Fatalf("8%% loss: %s", p)
 	}
-	r.updateStats(c, sfu.PeerStats{Publisher: sfu.LegStats{RecentLoss: 0.01, LastRTCP: now}, BitrateIn: 1e5}, now)
+	r.updateStats(c, media.PeerStats{Publisher: media.LegStats{RecentLoss: 0.01, LastRTCP: now}, BitrateIn: 1e5}, now)
 	r.mediaState(c, 0, false)
 	r.mediaState(c, 1, false)
 	if p := r.Presence("a"); p != wire.StateDegraded {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/opscenter/opscenter/auth"
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -31,8 +31,8 @@ func TestPolicyScopedConsole(t *testing.T) {
 	st := PolicyState{SessionActive: true, Program: "22#p", Floor: "07192", RollCall: true, Muted: map[string]bool{},
 		Peers: peers, Subscribers: append([]Subscriber{dist, prov}, subs...)}
 	got := st.Route()
-	floor := Routes{SlotProgramVideo: {"22#p", sfu.LayerHigh}, SlotFloorVideo: {"07192#p", sfu.LayerHigh}, SlotFloorAudio: {"07192#p", 0}}
-	want := Routes{TileSlot(0): {"06760#p", sfu.LayerLow}, TileSlot(2): {"06763#p", sfu.LayerHigh},
+	floor := Routes{SlotProgramVideo: {"22#p", media.LayerHigh}, SlotFloorVideo: {"07192#p", media.LayerHigh}, SlotFloorAudio: {"07192#p", 0}}
+	want := Routes{TileSlot(0): {"06760#p", media.LayerLow}, TileSlot(2): {"06763#p", media.LayerHigh},
 		AuxAudioSlot(0): {"06760#p", 0}, AuxAudioSlot(1): {"06763#p", 0}}
 	for k, v := range floor {
 		want[k] = v

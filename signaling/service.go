@@ -23,7 +23,7 @@ import (
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/eventbus"
-	"github.com/opscenter/opscenter/sfu"
+	"github.com/opscenter/opscenter/media"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/wire"
 )
@@ -93,7 +93,8 @@ type Deps struct {
 	Audit    Auditor // optional: default writes to Store directly
 	Hub      *eventbus.Hub
 	Log      *slog.Logger
-	Media    sfu.Config
+	Media    MediaEngine // built by the caller, who connects Service.MediaHooks and closes it after Close
+	TURN     TURN        // the engine's TURN credential for clients (zero: TURN is off)
 	Config   Config
 	Registry *prometheus.Registry // optional: presence gauges
 	// Recorder, if set, records the program and the floor while a session is
@@ -104,14 +105,14 @@ type Deps struct {
 	StatePath string
 }
 
-// Service serves /ws and owns the media engine and the live session.
+// Service serves /ws and owns the live session; it drives the media engine.
 type Service struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *store.Store
 	auditor Auditor
 	hub     *eventbus.Hub
-	engine  *sfu.Engine
+	engine  MediaEngine
 	room    *Room
 	origins []string
 	seq     atomic.Int64
@@ -147,19 +148,22 @@ type Service struct {
 }
 
 type appliedSlot struct {
-	track *sfu.UpTrack
+	track UpTrack
 	layer int
 }
 
-// New creates the media engine and the service, and starts its background loops.
+// New creates the service and starts its background loops.
 func New(ctx context.Context, d Deps) (*Service, error) {
 	d.Config.defaults()
 	if d.Log == nil {
 		return nil, errors.New("signaling: a logger is required")
 	}
+	if d.Media == nil {
+		return nil, errors.New("signaling: a media engine is required")
+	}
 	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, auditor: d.Audit, hub: d.Hub, kickC: make(chan struct{}, 1),
 		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1), names: map[string]string{},
-		parents: map[string]string{}, recorder: d.Recorder, recC: make(chan struct{}, 1)}
+		parents: map[string]string{}, recorder: d.Recorder, recC: make(chan struct{}, 1), engine: d.Media}
 	if s.auditor == nil {
 		s.auditor = storeAuditor{d.Store}
 	}
@@ -172,15 +176,12 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	s.room.log = s.log
 	s.room.onState = s.stateChanged
 	s.origins = originPatterns(d.Config.PublicURL, d.Config.AllowedOrigins)
-	if d.Media.TURN.Enabled {
-		if d.Media.TURN.Secret == "" && d.Media.TURN.Username == "" {
-			d.Media.TURN.Secret = auth.NewToken() // per process: credentials go out in welcome
-		}
-		s.turnSecret = d.Media.TURN.Secret
-		s.turnUser, s.turnPass = d.Media.TURN.Username, d.Media.TURN.Password
+	if d.TURN != (TURN{}) {
+		s.turnSecret = d.TURN.Secret
+		s.turnUser, s.turnPass = d.TURN.Username, d.TURN.Password
 		s.turnHost = "127.0.0.1"
-		if len(d.Media.PublicIPs) > 0 {
-			s.turnHost = d.Media.PublicIPs[0]
+		if d.TURN.Host != "" {
+			s.turnHost = d.TURN.Host
 		} else if u, err := url.Parse(d.Config.PublicURL); err == nil && u.Hostname() != "" {
 			s.turnHost = u.Hostname()
 		}
@@ -218,20 +219,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		}
 	}
 
-	s.engine, err = sfu.NewEngine(d.Media, d.Log.With("part", "sfu"), sfu.Hooks{
-		OnLayerDemand: s.onLayerDemand,
-		OnTrack:       func(peerID string, _ *sfu.UpTrack) { s.room.published(peerID); s.kick() },
-		OnTrackGone:   func(string, *sfu.UpTrack) { s.kick() },
-		OnPeerState:   s.onPeerState,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("signaling: media engine: %w", err)
-	}
-	if d.Registry != nil {
-		// Presence gauges, and the media plane's forwarding counters and in-server delay.
-		err := errors.Join(d.Registry.Register(presenceCollector{s.room}), d.Registry.Register(s.engine.Collector()))
-		if err != nil {
-			s.engine.Close()
+	if d.Registry != nil { // presence gauges (internal/app registers the engine's)
+		if err := d.Registry.Register(presenceCollector{s.room}); err != nil {
 			return nil, fmt.Errorf("signaling: metrics: %w", err)
 		}
 	}
@@ -263,21 +252,19 @@ func (s *Service) iceServers(peerID string) []webrtc.ICEServer {
 		}
 		return s.engine.ICEServers(host, s.turnUser, s.turnPass) // a static credential
 	}
-	user, pass := sfu.TURNCredentials(s.turnSecret, peerID, 12*time.Hour)
+	user, pass := media.TURNCredentials(s.turnSecret, peerID, 12*time.Hour)
 	return s.engine.ICEServers(host, user, pass)
 }
-
-// Engine is the media engine (ports for logs and the README's firewall advice).
-func (s *Service) Engine() *sfu.Engine { return s.engine }
 
 // Presence implements web.Presence.
 func (s *Service) Presence(code string) string { return s.room.Presence(code) }
 
-// Close disconnects everyone and stops the engine.
+// Close disconnects everyone and closes their peers; the engine is the
+// caller's to close after it.
 func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	return s.engine.Close()
+	return nil
 }
 
 func originPatterns(public string, allowed []string) []string {
@@ -377,9 +364,9 @@ func (s *Service) reconcile() int {
 }
 
 // applySlot points one slot at the route's track when that changed.
-func (s *Service) applySlot(p *sfu.Peer, ap map[string]appliedSlot, slot string, rt Route) bool {
+func (s *Service) applySlot(p MediaPeer, ap map[string]appliedSlot, slot string, rt Route) bool {
 	audio := SlotIsAudio(slot)
-	var tr *sfu.UpTrack
+	var tr UpTrack
 	if rt.Source != "" {
 		if src := s.engine.Peer(rt.Source); src != nil {
 			v, a := src.Tracks()
@@ -404,14 +391,14 @@ func (s *Service) applySlot(p *sfu.Peer, ap map[string]appliedSlot, slot string,
 		}
 		var err error
 		if sl, err = p.AddSlot(slot, kind); err != nil {
-			if !errors.Is(err, sfu.ErrClosed) {
+			if !errors.Is(err, media.ErrClosed) {
 				s.log.Error("signaling: add slot", "peer", p.ID(), "slot", slot, "err", err)
 			}
 			return false
 		}
 	}
 	if err := sl.SetSource(tr, rt.Layer); err != nil {
-		if !errors.Is(err, sfu.ErrClosed) {
+		if !errors.Is(err, media.ErrClosed) {
 			s.log.Error("signaling: set source", "peer", p.ID(), "slot", slot, "err", err)
 		}
 		delete(ap, slot)
@@ -433,7 +420,7 @@ func (s *Service) onLayerDemand(peerID, rid string, needed bool) {
 	}
 }
 
-func (s *Service) onPeerState(peerID string, t sfu.Target, st webrtc.PeerConnectionState) {
+func (s *Service) onPeerState(peerID string, t media.Target, st webrtc.PeerConnectionState) {
 	if s.ingestPeerState(peerID, st) {
 		return
 	}
@@ -442,7 +429,7 @@ func (s *Service) onPeerState(peerID string, t sfu.Target, st webrtc.PeerConnect
 		return
 	}
 	leg := 0
-	if t == sfu.Subscriber {
+	if t == media.Subscriber {
 		leg = 1
 	}
 	s.room.mediaState(c, leg, st == webrtc.PeerConnectionStateConnected)
@@ -613,7 +600,7 @@ func (s *Service) collectStats(now time.Time) {
 	type item struct {
 		code string
 		c    *conn
-		st   sfu.PeerStats
+		st   media.PeerStats
 	}
 	var items []item
 	for _, c := range s.room.liveEndpoints() {

@@ -170,7 +170,7 @@ func runSlowSubscriber(t testing.TB) slowResult {
 	t.Logf("baseline: %d UDP subscribers, program packets/s %v (median %.1f)", len(subs), fmtRates(r.base), median(r.base))
 
 	// The slow one: ICE-TCP only, through a relay that will stop reading.
-	relay, err := client.NewTCPRelay(fmt.Sprintf("127.0.0.1:%d", a.Live.Engine().TCPPort()))
+	relay, err := client.NewTCPRelay(fmt.Sprintf("127.0.0.1:%d", a.Media.TCPPort()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func runSlowSubscriber(t testing.TB) slowResult {
 		fmtRates(r.stalled), median(r.stalled), pong)
 	// The stall did bite: the slow client's media stopped, the server's queue to it overflowed.
 	slowGot := programPackets(slow)
-	if p := a.Live.Engine().Peer(slowPeer); p != nil {
+	if p := a.Media.Peer(slowPeer); p != nil {
 		var dropped uint64
 		for _, ss := range p.Stats().Slots {
 			dropped += ss.Dropped
@@ -255,7 +255,7 @@ func runSlowSubscriber(t testing.TB) slowResult {
 	// The server cuts the stalled client (its WebSocket writes time out or its
 	// queue fills) and releases its media peer.
 	cut := wait("the stalled subscriber is cut", 30*time.Second, func() bool {
-		return a.Live.Engine().Peer(slowPeer) == nil
+		return a.Media.Peer(slowPeer) == nil
 	})
 	t.Logf("the server cut the stalled subscriber %v after the stall began (waited %v after the measurement)",
 		time.Since(stallAt), cut)

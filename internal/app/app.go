@@ -36,6 +36,7 @@ type App struct {
 	Hub     *eventbus.Hub
 	Web     *web.Server
 	Live    *signaling.Service
+	Media   *sfu.Engine // the media engine Live drives (built here, closed after Live)
 	Journal *journal.Journal
 	Log     *slog.Logger
 	DSN     string
@@ -105,16 +106,25 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 		a.MediaRecorder = &MediaRecorder{Manager: a.Recordings, Log: log}
 		rec = a.MediaRecorder
 	}
+	var turn signaling.TURN
+	if a.Media, turn, err = startMedia(cfg.Media, log); err != nil {
+		return nil, err
+	}
+	// The media plane's forwarding counters and in-server delay.
+	if err := reg.Register(a.Media.Collector()); err != nil {
+		return nil, fmt.Errorf("media metrics: %w", err)
+	}
 	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Audit: a.Journal, Hub: a.Hub, Log: log, Registry: reg,
 		StatePath: cfg.Live.StatePath,
 		Recorder:  rec,
-		Media:     MediaConfig(cfg.Media),
+		Media:     mediaEngine{a.Media},
+		TURN:      turn,
 		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins,
 			OutageIncidentAfter: cfg.Live.OutageIncidentAfter}}); err != nil {
 		return nil, err
 	}
-	log.Info("media listening", "udp", a.Live.Engine().UDPPort(), "tcp", a.Live.Engine().TCPPort(),
-		"turn", a.Live.Engine().TURNPort())
+	connectMedia(a.Media, a.Live.MediaHooks())
+	log.Info("media listening", "udp", a.Media.UDPPort(), "tcp", a.Media.TCPPort(), "turn", a.Media.TURNPort())
 	a.Web = web.New(web.Deps{Store: a.Store, Hub: a.Hub, Config: cfg, Log: log, Registry: reg,
 		Presence: a.Live, Live: a.Live, Ingest: a.Live})
 
@@ -237,6 +247,11 @@ func (a *App) stop(ctx context.Context, crash bool) {
 	}
 	if a.Live != nil {
 		if err := a.Live.Close(); err != nil {
+			a.Log.Error("stop live session", "err", err)
+		}
+	}
+	if a.Media != nil { // after Live: its connections close their peers first
+		if err := a.Media.Close(); err != nil {
 			a.Log.Error("stop media", "err", err)
 		}
 	}

@@ -38,7 +38,7 @@ type MediaRecorder struct {
 func (m *MediaRecorder) SetSplit(d time.Duration) { m.splitNs.Store(int64(d)) }
 
 // Record implements signaling.Recorder.
-func (m *MediaRecorder) Record(sessionID, kind, code string, video, audio *sfu.UpTrack) (signaling.Recording, error) {
+func (m *MediaRecorder) Record(sessionID, kind, code string, video, audio signaling.UpTrack) (signaling.Recording, error) {
 	r := &mediaRecording{m: m, session: sessionID, kind: kind, code: code, stop: make(chan struct{}),
 		done: make(chan struct{}), swapped: make(chan struct{}, 1)}
 	for _, s := range []*tapSink{&r.video, &r.audio} {
@@ -53,7 +53,7 @@ func (m *MediaRecorder) Record(sessionID, kind, code string, video, audio *sfu.U
 		return nil, err
 	}
 	r.cur.Store(h.Recorder())
-	r.setTracks(video, audio)
+	r.setTracks(sfuTrack(video), sfuTrack(audio))
 	go r.run(h)
 	return r, nil
 }
@@ -369,7 +369,9 @@ func (r *mediaRecording) setTracks(video, audio *sfu.UpTrack) {
 }
 
 // SetTracks implements signaling.Recording.
-func (r *mediaRecording) SetTracks(video, audio *sfu.UpTrack) { r.setTracks(video, audio) }
+func (r *mediaRecording) SetTracks(video, audio signaling.UpTrack) {
+	r.setTracks(sfuTrack(video), sfuTrack(audio))
+}
 
 // Stop implements signaling.Recording: the taps are closed, then the file.
 func (r *mediaRecording) Stop() {

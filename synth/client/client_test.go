@@ -78,7 +78,7 @@ func TestAutoReconnectStopsWhenReplaced(t *testing.T) {
 // and the media comes back when the relay does.
 func TestRelayAndICERestart(t *testing.T) {
 	a := apptest.Start(t, nil)
-	relay, err := client.NewUDPRelay(fmt.Sprintf("127.0.0.1:%d", a.Live.Engine().UDPPort()))
+	relay, err := client.NewUDPRelay(fmt.Sprintf("127.0.0.1:%d", a.Media.UDPPort()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func run(debugAddr string) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/sfu/forward", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(a.Live.Engine().ForwardStats())
+		_ = json.NewEncoder(w).Encode(a.Media.ForwardStats())
 	})
 	ln, err := net.Listen("tcp", debugAddr)
 	if err != nil {
