@@ -132,8 +132,9 @@ func TestRecordingPlayerInChromium(t *testing.T) {
 	cam := filepath.Join(t.TempDir(), "cycle.y4m")
 	writeY4MCycle(t, cam, []string{"red", "green", "blue", "yellow"})
 	// The command room's encoder publishes the program over WHIP with endpoint 22's
-	// link: Chromium's fake camera, one encoding (the console's simulcast would be
-	// recorded from its top layer only, which a loaded machine stops sending).
+	// link: Chromium's fake camera, one encoding, so that the file's frames are the
+	// camera's at one size (a console's simulcast on a loaded machine moves between
+	// layers, and each move starts a new file; TestRecordFollowsLayerE2E covers that).
 	pub := newBrowser(t, "program", cam)
 	pub.run(30*time.Second, chromedp.Navigate(srv.URL+"/login"))
 	tok, err := srv.Store.IssueEndpointToken(ctx, "test", "22")

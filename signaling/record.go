@@ -16,9 +16,13 @@ import "time"
 
 // Kinds of recording (the same strings as package recording).
 const (
-	RecordProgram = "program"
-	RecordFloor   = "floor"
+	RecordProgram     = "program"
+	RecordFloor       = "floor"
+	RecordPrivateLine = "private_line" // only with Config.RecordPrivateLine
 )
+
+// recordKinds are the recordings a session may have at once, by index.
+var recordKinds = [...]string{RecordProgram, RecordFloor, RecordPrivateLine}
 
 // Recorder starts recordings of the media plane. Record starts recording one
 // source: kind is RecordProgram or RecordFloor, code the endpoint code whose
@@ -61,7 +65,7 @@ func (s *Service) wantRecordings(st *PolicyState) {
 	if s.recorder == nil {
 		return
 	}
-	var want [2]recordWant
+	var want [len(recordKinds)]recordWant
 	if st.SessionActive {
 		if st.Program != "" {
 			w := recordWant{session: st.SessionID, code: CommandCode, peer: st.Program}
@@ -75,6 +79,16 @@ func (s *Service) wantRecordings(st *PolicyState) {
 				w.audio = nil // recorded as forwarded: a muted microphone reaches no one
 			}
 			want[1] = w
+		}
+		// The private line is private: recorded only when the configuration
+		// says so, and not twice when its endpoint holds the floor.
+		if pl := st.PrivateLine; s.cfg.RecordPrivateLine && pl != "" && pl != st.Floor && st.Peers[pl] != "" {
+			w := recordWant{session: st.SessionID, code: pl, peer: st.Peers[pl]}
+			w.video, w.audio = s.tracksOf(st.Peers[pl])
+			if st.Muted[pl] {
+				w.audio = nil
+			}
+			want[2] = w
 		}
 	}
 	s.recMu.Lock()
@@ -97,8 +111,7 @@ func (s *Service) tracksOf(peerID string) (video, audio UpTrack) {
 // could not start (disk low, the index away) every recordRetry.
 func (s *Service) recordLoop() {
 	defer s.wg.Done()
-	var cur [2]recordCur
-	kinds := [2]string{RecordProgram, RecordFloor}
+	var cur [len(recordKinds)]recordCur
 	retry := time.NewTicker(recordRetry)
 	defer retry.Stop()
 	defer func() {
@@ -119,7 +132,7 @@ func (s *Service) recordLoop() {
 		want := s.recWant
 		s.recMu.Unlock()
 		for i := range cur {
-			s.applyRecording(kinds[i], &cur[i], want[i])
+			s.applyRecording(recordKinds[i], &cur[i], want[i])
 		}
 	}
 }

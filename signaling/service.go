@@ -40,6 +40,9 @@ type Config struct {
 	// OutageIncidentAfter: an endpoint that was online during a session and has
 	// been offline this long gets a communications incident (outage.go); default 60 s.
 	OutageIncidentAfter time.Duration
+	// RecordPrivateLine records the private line's endpoint too
+	// (recording.private_line; off: the line is private).
+	RecordPrivateLine bool
 	// PublicURL and AllowedOrigins give the Origin patterns browsers may use.
 	PublicURL      string
 	AllowedOrigins []string
@@ -141,7 +144,7 @@ type Service struct {
 	// The record (record.go): the wanted recordings, handed to recordLoop.
 	recorder Recorder
 	recMu    sync.Mutex
-	recWant  [2]recordWant
+	recWant  [len(recordKinds)]recordWant
 	recC     chan struct{}
 
 	ingest ingestTable // WHIP publishers and WHEP viewers (ingest.go)
