@@ -16,7 +16,7 @@ import (
 
 // Config is one run.
 type Config struct {
-	Scenario    string        // province, fanout, joinstorm
+	Scenario    string        // province, fanout, joinstorm, ceiling
 	N           int           // fanout: subscribers; joinstorm: endpoints; province: endpoints (default 190)
 	Duration    time.Duration // measurement window
 	Warmup      time.Duration // after everyone receives, before measuring
@@ -99,6 +99,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.N == 0 {
 		cfg.N = 190
+	}
+	if cfg.Scenario == "ceiling" { // no server: the bare loop (ceiling.go)
+		return ceilingRun(ctx, cfg)
 	}
 	res := Result{Scenario: cfg.Scenario, N: cfg.N, Load: loadavg()}
 	so := cfg.Server

@@ -322,6 +322,13 @@ func (r *Room) setTiles(peerID string, tiles []Tile) {
 	r.onChange()
 }
 
+// Floor is the floor holder's code ("" for nobody).
+func (r *Room) Floor() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.floor
+}
+
 // sendToCodes sends a message to the live connections of the given endpoints and
 // returns the codes it reached.
 func (r *Room) sendToCodes(codes []string, typ string, payload any) []string {

@@ -262,6 +262,9 @@ func (s *Service) iceServers(peerID string) []webrtc.ICEServer {
 // Presence implements web.Presence.
 func (s *Service) Presence(code string) string { return s.room.Presence(code) }
 
+// Floor is the endpoint holding the floor ("" for nobody): the press wall names it.
+func (s *Service) Floor() string { return s.room.Floor() }
+
 // Close disconnects everyone and closes their peers; the engine is the
 // caller's to close after it.
 func (s *Service) Close() error {

@@ -20,11 +20,14 @@ import (
 // it; without signaling every endpoint is offline.
 type Presence interface {
 	Presence(code string) string
+	// Floor is the endpoint holding the floor ("" for nobody).
+	Floor() string
 }
 
 type offline struct{}
 
 func (offline) Presence(string) string { return "offline" }
+func (offline) Floor() string          { return "" }
 
 // Deps are the server's dependencies, passed in by main (no package globals).
 type Deps struct {

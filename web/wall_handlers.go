@@ -105,6 +105,14 @@ type WallSession struct {
 	PlannedEnd   time.Time  `json:"planned_end"`
 	ActualStart  *time.Time `json:"actual_start"`
 	ActualEnd    *time.Time `json:"actual_end"`
+	// Floor is who speaks now (nil for nobody): a name the press may print.
+	Floor *WallUnit `json:"floor"`
+}
+
+// WallUnit names a unit of the roster.
+type WallUnit struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
 }
 
 // WallTurnout is the province's figure, its districts and its curve.
@@ -149,6 +157,13 @@ func (s *Server) wallState(ctx context.Context) (WallState, error) {
 		ws.State = "in_progress"
 	}
 	out.Session = ws
+	if code := s.Presence.Floor(); code != "" && ws.State == "in_progress" {
+		e, err := s.Store.GetEndpoint(ctx, code)
+		if err != nil {
+			return out, fmt.Errorf("wall: floor holder %s: %w", code, err)
+		}
+		ws.Floor = &WallUnit{Code: e.Code, Name: e.Name}
+	}
 	if sess.ActualStart != nil {
 		ser, err := s.Store.Series(ctx, prov.Code, sess.ID, 15*time.Minute, time.Now())
 		if err != nil {
@@ -170,7 +185,8 @@ func (s *Server) stillValid(ctx context.Context, r *http.Request) bool {
 
 // wallChanges reports whether an audit action may change what a wall shows.
 func wallChanges(action string) bool {
-	return strings.HasPrefix(action, "turnout.") || strings.HasPrefix(action, "session.")
+	return strings.HasPrefix(action, "turnout.") || strings.HasPrefix(action, "session.") ||
+		strings.HasPrefix(action, "floor.")
 }
 
 // wallFeed serves the wall's live feed as Server-Sent Events: "state" events,

@@ -15,7 +15,9 @@ import (
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/internal/app/apptest"
+	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/web"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // wallFeed reads the wall's feed: each "state" event's data, decoded. Any other
@@ -372,4 +374,54 @@ func TestWallWHEP(t *testing.T) {
 	if resp, _ := post("/whep/program?as=wall", "", ck); resp.StatusCode != 401 {
 		t.Fatalf("WHEP with a revoked wall's cookie: %d, want 401", resp.StatusCode)
 	}
+}
+
+// The wall names who has the floor: the leader gives it to a commune on the
+// console, the wall's feed names the commune (code and roster name) at once;
+// revoked, the name goes.
+func TestWallFeedNamesTheFloor(t *testing.T) {
+	a := apptest.Start(t, nil)
+	lead := a.User("lead", auth.RoleLeader)
+	tok, err := a.Store.IssueWallToken(context.Background(), "test", "press-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed, stop := wallFeed(t, a.URL(), "", tok)
+	defer stop()
+	startSession(t, lead)
+	nextState(t, feed, "session in progress", func(s wallStateT) bool { return s.Session != nil && s.Session.State == "in_progress" })
+
+	dial := func(token, role string, publish bool) *client.Client {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, client.Options{URL: a.URL(), Token: token, Role: role, Publish: publish, FPS: 10,
+			Layers: []client.Layer{{RID: "q", Width: 320, Height: 180, Bitrate: 60_000}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	console := dial(lead.Token, wire.RoleConsole, false)
+	ep := dial(a.Endpoint("07192").Token, wire.RoleEndpoint, true)
+	for _, c := range []*client.Client{console, ep} {
+		if err := c.WaitConnected(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: "07192"}); err != nil {
+		t.Fatal(err)
+	}
+	st := nextState(t, feed, "the floor named", func(s wallStateT) bool { return s.Session.Floor != nil })
+	e, err := a.Store.GetEndpoint(context.Background(), "07192")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Session.Floor.Code != "07192" || st.Session.Floor.Name != e.Name {
+		t.Fatalf("floor on the wall: %+v, want 07192 %q", *st.Session.Floor, e.Name)
+	}
+	if _, err := console.Send(wire.TypeRevokeFloor, nil); err != nil {
+		t.Fatal(err)
+	}
+	nextState(t, feed, "the floor revoked", func(s wallStateT) bool { return s.Session.Floor == nil })
 }

@@ -14,7 +14,10 @@
 // 49 low-layer tiles, the floor moves every 30 s); fanout (22 publishes, N
 // communes receive the top layer + audio; with several N it stops at loss
 // > 1%, e2e p99 > 20 ms or the generator above 0.9 core); joinstorm (N
-// endpoints join within 1 s: time from signaling to first media).
+// endpoints join within 1 s: time from signaling to first media); ceiling
+// (no server: only the SFU's unavoidable work for fanout's N, an AES-GCM
+// seal per subscriber key and sendmmsg to N loopback sockets, on the
+// server's core; fanout's pkt/CPU-s over ceiling's is "% of the ceiling").
 package main
 
 import (
@@ -41,7 +44,10 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "fanout", "province, fanout or joinstorm")
+	if loadgen.CeilingSenderRequested() { // the ceiling scenario's sender, re-executed by loadgen.Run
+		return loadgen.CeilingSenderMain(os.Stdin, os.Stdout)
+	}
+	scenario := flag.String("scenario", "fanout", "province, fanout, joinstorm or ceiling")
 	ns := flag.String("n", "", "endpoints (fanout: subscribers, comma-separated progression; default fanout 50,190,400,800, others 190)")
 	dur := flag.Duration("duration", 30*time.Second, "measurement window")
 	warm := flag.Duration("warmup", 5*time.Second, "warm-up before measuring")

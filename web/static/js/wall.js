@@ -49,7 +49,7 @@ if (urlLang === 'en' || urlLang === 'vi') localStorage.setItem('ops.lang', urlLa
 /**
  * @typedef {import('./turnout.js').TurnoutUnit} TurnoutUnit
  * @typedef {{title: string, state: 'planned'|'in_progress'|'ended', planned_start: string, planned_end: string,
- *   actual_start: string|null, actual_end: string|null}} WallSession
+ *   actual_start: string|null, actual_end: string|null, floor: {code: string, name: string}|null}} WallSession
  * @typedef {{at: string, session: WallSession|null, turnout: {at: string, province: TurnoutUnit|null,
  *   districts: TurnoutUnit[], series: import('./turnout.js').SeriesPoint[]}}} WallState
  */
@@ -112,8 +112,11 @@ const program = /** @type {HTMLVideoElement} */ (h('video', { id: 'program', aut
 const floor = /** @type {HTMLVideoElement} */ (h('video', { id: 'floor', autoplay: true, playsinline: true }));
 const programBox = h('div', { class: 'pw-video pw-program', 'data-live': 'false' }, [program,
   h('div', { class: 'pw-label', 'data-i18n': 'wall.program' }), h('div', { class: 'pw-nosignal', 'data-i18n': 'wall.nosignal' })]);
+// The floor's label names who speaks (from the feed), after "Đang phát biểu".
+const floorWho = h('span', { class: 'pw-who', id: 'pw-floor-who' });
 const floorBox = h('div', { class: 'pw-video pw-floor', 'data-live': 'false' }, [floor,
-  h('div', { class: 'pw-label', 'data-i18n': 'wall.floor' }), h('div', { class: 'pw-nosignal', 'data-i18n': 'wall.nosignal' })]);
+  h('div', { class: 'pw-label' }, [h('span', { 'data-i18n': 'wall.floor' }), floorWho]),
+  h('div', { class: 'pw-nosignal', 'data-i18n': 'wall.nosignal' })]);
 const board = h('section', { class: 'pw-board turnout-board', id: 'turnout' });
 const soundHint = h('div', { class: 'pw-sound hidden', 'data-i18n': 'wall.sound' });
 const message = h('div', { class: 'pw-message hidden', id: 'pw-message' });
@@ -148,6 +151,7 @@ function render() {
       : sess.state === 'ended' ? t('wall.session.ended', { t: fmtTime(sess.actual_end).slice(0, 5) })
         : t('wall.session.planned', { from: fmtTime(sess.planned_start).slice(0, 5), to: fmtTime(sess.planned_end).slice(0, 5) });
   root.dataset.session = sess ? sess.state : 'none';
+  floorWho.textContent = sess && sess.floor ? `: ${sess.floor.name}` : '';
   const tu = s ? s.turnout : null;
   const p = tu ? tu.province : null;
   board.dataset.voted = p ? String(p.voted) : '';
@@ -446,6 +450,7 @@ exposeState({
   videoConnects: () => st.videoConnects,
   voted: () => (st.state && st.state.turnout.province ? st.state.turnout.province.voted : null),
   session: () => (st.state && st.state.session ? st.state.session.state : null),
+  floorName: () => floorWho.textContent,
   resource: () => resource,
   /** @returns {() => Promise<Record<string, number>>} frames decoded per slot */
   framesDecoded: () => async () => {
