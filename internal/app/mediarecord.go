@@ -109,6 +109,9 @@ type tapSink struct {
 	chosen atomic.Int32 // the layer written; -1 while a file changes layer
 	layers [sfu.LayerHigh + 1]layerTap
 	rising int // followLayer's count of checks that saw a higher layer flow
+	// started is when the taps were set: the top layer, paused while nobody
+	// watched it, takes a moment to resume (layerStartGrace).
+	started time.Time
 }
 
 // layerTap is one layer's sfu.TapSink: it passes the chosen layer's packets
@@ -260,13 +263,18 @@ func (s *tapSink) set(t *sfu.UpTrack) {
 		s.layers[i].tap.Store(t.StandbyTap(i, &s.layers[i]))
 	}
 	s.layers[n-1].tap.Store(t.Tap(n-1, &s.layers[n-1]))
-	if b := s.best(); b >= 0 {
-		s.chosen.Store(b)
-	} else {
-		s.chosen.Store(int32(n - 1))
-	}
+	// The top layer first, even when a lower one flows and it does not yet: a
+	// layer nobody watched is paused, and resumes now that the tap asks for it.
+	// followLayer moves down if it has not come after layerStartGrace.
+	s.chosen.Store(int32(n - 1))
+	s.started = time.Now()
 	s.ask()
 }
+
+// layerStartGrace is how long a new recording waits for its top layer to
+// resume before it takes a lower one (a resume takes a round trip and a
+// keyframe).
+const layerStartGrace = 3 * time.Second
 
 // ask sets which layers the taps ask the publisher for: the top one (the
 // program's high layer is what a recording is for) and the one written, or
@@ -481,6 +489,10 @@ func (r *mediaRecording) followLayer(h *recording.Handle, log *slog.Logger) *rec
 		s.rising = 0
 		r.tapMu.Unlock()
 		return h
+	}
+	if best < cur && !from.Flowing() && time.Since(s.started) < layerStartGrace {
+		r.tapMu.Unlock()
+		return h // the top layer is still resuming
 	}
 	if best > cur && from.Flowing() {
 		if s.rising++; s.rising < layerRiseChecks {
