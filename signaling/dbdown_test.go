@@ -22,20 +22,8 @@ import (
 // are written in order with the hash chain intact.
 func TestLiveActionsWhileDatabaseDown(t *testing.T) {
 	ctx := context.Background()
-	base, err := os.MkdirTemp("", "live-dbdown-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(base)
-	_ = os.Chmod(base, 0o755)
-	dir := filepath.Join(base, "pg")
-	pg, err := pgembed.Start(ctx, pgembed.Options{DataDir: dir, Fast: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pg.Port()
-	defer func() { _ = pg.Stop(ctx) }()
-	a := apptest.StartDSN(t, pg.DSN("postgres"), nil)
+	pg := startOwnPostgres(t, "live-dbdown-")
+	a := apptest.StartDSN(t, pg.DSN(), nil)
 	l := &live{t: t, a: a, leader: a.User("lead", auth.RoleLeader)}
 	l.startSession()
 	codes := l.communes(3)
@@ -87,10 +75,7 @@ func TestLiveActionsWhileDatabaseDown(t *testing.T) {
 
 	// Thirty seconds in production; a few here (the behaviour does not depend on it).
 	time.Sleep(3 * time.Second)
-	pg, err = pgembed.Start(ctx, pgembed.Options{DataDir: dir, Fast: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg.restart()
 	t.Logf("PostgreSQL back after %v", time.Since(down))
 	back := time.Now()
 	waitT(t, "journal drained", 30*time.Second, func() bool { return a.Journal.Pending() == 0 })
@@ -143,4 +128,46 @@ func scrapeMetrics(t *testing.T, url string) string {
 		t.Fatalf("metrics: %d %v", resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// ownPostgres is a PostgreSQL of the test's own, which it may stop and start
+// again on the same port and data (the shared test cluster must not stop).
+type ownPostgres struct {
+	t    *testing.T
+	dir  string
+	port int
+	*pgembed.Server
+}
+
+func startOwnPostgres(t *testing.T, prefix string) *ownPostgres {
+	t.Helper()
+	base, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(base, 0o755) // the postgres user must reach the data folder
+	o := &ownPostgres{t: t, dir: filepath.Join(base, "pg")}
+	o.Server, err = pgembed.Start(context.Background(), pgembed.Options{DataDir: o.dir, Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.port = o.Port()
+	t.Cleanup(func() {
+		_ = o.Server.Stop(context.Background())
+		os.RemoveAll(base)
+	})
+	return o
+}
+
+// DSN is the URL of its postgres database.
+func (o *ownPostgres) DSN() string { return o.Server.DSN("postgres") }
+
+// restart starts it again after Stop, on the same port and data.
+func (o *ownPostgres) restart() {
+	o.t.Helper()
+	var err error
+	o.Server, err = pgembed.Start(context.Background(), pgembed.Options{DataDir: o.dir, Fast: true, Port: o.port})
+	if err != nil {
+		o.t.Fatal(err)
+	}
 }

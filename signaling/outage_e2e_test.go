@@ -3,7 +3,6 @@ package signaling_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/internal/app/apptest"
 	"github.com/opscenter/opscenter/internal/config"
-	"github.com/opscenter/opscenter/internal/pgembed"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/synth/client"
@@ -266,20 +264,8 @@ func TestOutageAcrossRestartE2E(t *testing.T) {
 // incident waits, and is written once, with the loss time, when it returns.
 func TestOutageWhileDatabaseDownE2E(t *testing.T) {
 	ctx := context.Background()
-	base, err := os.MkdirTemp("", "outage-dbdown-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(base)
-	_ = os.Chmod(base, 0o755)
-	dir := filepath.Join(base, "pg")
-	pg, err := pgembed.Start(ctx, pgembed.Options{DataDir: dir, Fast: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pg.Port()
-	defer func() { _ = pg.Stop(ctx) }()
-	a := apptest.StartDSN(t, pg.DSN("postgres"), outageConfig)
+	pg := startOwnPostgres(t, "outage-dbdown-")
+	a := apptest.StartDSN(t, pg.DSN(), outageConfig)
 	l := &live{t: t, a: a, leader: a.User("lead", auth.RoleLeader)}
 	l.startSession()
 	codes := l.communes(2)
@@ -305,10 +291,7 @@ func TestOutageWhileDatabaseDownE2E(t *testing.T) {
 	}
 	t.Logf("presence answered in %v with PostgreSQL down", time.Since(start))
 
-	pg, err = pgembed.Start(ctx, pgembed.Options{DataDir: dir, Fast: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg.restart()
 	back := time.Now()
 	t.Logf("PostgreSQL back after %v", back.Sub(down))
 	d := waitT(t, gone+" incident after PostgreSQL returned", 30*time.Second, func() bool {
