@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -67,9 +68,8 @@ type Result struct {
 type run struct {
 	cfg   Config
 	srv   *Server
-	api   *pionAPI
-	stats Stats
-	eps   []*Endpoint
+	meter client.Meter
+	eps   []*endpoint
 	mu    sync.Mutex
 	logf  func(string, ...any)
 }
@@ -114,11 +114,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	defer srv.Stop()
-	api, err := newAPI()
-	if err != nil {
-		return res, err
-	}
-	r := &run{cfg: cfg, srv: srv, api: api, logf: cfg.Logf}
+	r := &run{cfg: cfg, srv: srv, logf: cfg.Logf}
 	defer r.closeAll()
 	switch cfg.Scenario {
 	case "fanout":
@@ -159,26 +155,10 @@ func (r *run) closeAll() {
 	wg.Wait()
 }
 
-func (r *run) dial(ctx context.Context, o EndpointOptions) (*Endpoint, error) {
-	o.URL = r.srv.URL
-	o.Stats = &r.stats
-	if o.FPS == 0 {
-		o.FPS = r.cfg.FPS
-	}
-	e, err := Dial(ctx, r.api, o)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.eps = append(r.eps, e)
-	r.mu.Unlock()
-	return e, nil
-}
-
 // dialMany joins codes with bounded parallelism (or spread evenly over
 // within, for the join storm) and returns the endpoints that joined.
-func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within time.Duration) ([]*Endpoint, int) {
-	out := make([]*Endpoint, len(codes))
+func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within time.Duration) ([]*endpoint, int) {
+	out := make([]*endpoint, len(codes))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 24)
 	start := time.Now()
@@ -194,7 +174,7 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 			if within <= 0 {
 				defer func() { <-sem }()
 			}
-			e, err := r.dial(ctx, EndpointOptions{Token: r.srv.Tokens[code], Publish: publish})
+			e, err := r.dial(ctx, client.Options{Token: r.srv.Tokens[code], Publish: publish})
 			if err != nil {
 				r.logf("join %s: %v", code, err)
 				return
@@ -203,7 +183,7 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 		}()
 	}
 	wg.Wait()
-	var ok []*Endpoint
+	var ok []*endpoint
 	for _, e := range out {
 		if e != nil {
 			ok = append(ok, e)
@@ -213,12 +193,12 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 }
 
 // waitMedia waits (bounded) until every endpoint received media.
-func waitMedia(eps []*Endpoint, timeout time.Duration) int {
+func waitMedia(eps []*endpoint, timeout time.Duration) int {
 	deadline := time.Now().Add(timeout)
 	for {
 		missing := 0
 		for _, e := range eps {
-			if e.FirstData.Load() == 0 {
+			if e.FirstMedia().IsZero() {
 				missing++
 			}
 		}
@@ -250,8 +230,8 @@ func (r *run) nonCommand(n int) []string {
 	return out
 }
 
-func (r *run) program(ctx context.Context) (*Endpoint, error) {
-	return r.dial(ctx, EndpointOptions{Token: r.srv.Tokens["22"], Role: wire.RoleConsole, Publish: true, Layers: ProgramLayers})
+func (r *run) program(ctx context.Context) (*endpoint, error) {
+	return r.dial(ctx, client.Options{Token: r.srv.Tokens["22"], Role: wire.RoleConsole, Publish: true, Layers: ProgramLayers})
 }
 
 func (r *run) fanout(ctx context.Context, res *Result) error {
@@ -300,7 +280,7 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	eps, failed := r.dialMany(ctx, codes, true, 0)
 	res.JoinFailed = failed
 	res.Endpoints = len(eps)
-	console, err := r.dial(ctx, EndpointOptions{Token: r.srv.StaffTok, Role: wire.RoleConsole})
+	console, err := r.dial(ctx, client.Options{Token: r.srv.StaffTok, Role: wire.RoleConsole})
 	if err != nil {
 		return fmt.Errorf("leader console: %w", err)
 	}
@@ -308,14 +288,15 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	for i := 0; i < r.cfg.Tiles && i < len(codes); i++ {
 		tiles = append(tiles, wire.TileMsg{Code: codes[i], Visible: true, Size: "small"})
 	}
-	if err := console.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles}); err != nil {
+	if _, err := console.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles}); err != nil {
 		return err
 	}
 	floor := 0
 	give := func() error {
 		code := codes[len(codes)-1-floor%len(codes)] // communes first
 		floor++
-		return console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: code})
+		_, err := console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: code})
+		return err
 	}
 	if err := give(); err != nil {
 		return err
@@ -347,11 +328,11 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	return err
 }
 
-func joinTimes(eps []*Endpoint, res *Result) {
+func joinTimes(eps []*endpoint, res *Result) {
 	var ds []time.Duration
 	for _, e := range eps {
-		if t := e.FirstData.Load(); t != 0 {
-			ds = append(ds, time.Unix(0, t).Sub(e.Start))
+		if t := e.FirstMedia(); !t.IsZero() {
+			ds = append(ds, t.Sub(e.start))
 		}
 	}
 	res.JoinP50Ms = ms(sampleQuantile(ds, 0.5))
@@ -376,7 +357,7 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 		return err
 	}
 	g0, _ := ReadProc(0)
-	pk0, ex0, d0 := r.stats.Packets.Load(), r.stats.Expected.Load(), r.stats.Delay.Snap()
+	pk0, ex0, d0 := r.meter.Packets.Load(), r.meter.Expected.Load(), r.meter.Delay.Snap()
 	t0 := time.Now()
 	var profErr chan error
 	if r.cfg.CPUProfile != "" {
@@ -406,7 +387,7 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 	}
 	g1, _ := ReadProc(0)
 	el := time.Since(t0).Seconds()
-	pk1, ex1, d1 := r.stats.Packets.Load(), r.stats.Expected.Load(), r.stats.Delay.Snap()
+	pk1, ex1, d1 := r.meter.Packets.Load(), r.meter.Expected.Load(), r.meter.Delay.Snap()
 	if r.cfg.HeapProfile != "" {
 		if err := r.srv.HeapProfile(ctx, r.cfg.HeapProfile); err != nil {
 			return fmt.Errorf("heap profile: %w", err)

@@ -91,6 +91,11 @@ type Options struct {
 	// (default 3 s).
 	MediaLossGrace time.Duration
 
+	// Meter, if set, counts received media allocation-free instead of
+	// recording it per slot and source (meter.go): the load generator's
+	// receive path. Many clients may share one Meter.
+	Meter *Meter
+
 	Log *slog.Logger
 }
 
@@ -146,8 +151,9 @@ type Client struct {
 	msgs    map[string][]Msg
 	nextID  atomic.Int64
 
-	rec    *Recorder
-	micOff atomic.Bool
+	rec        *Recorder
+	firstMedia atomic.Int64 // unix ns of the first media packet (0: none)
+	micOff     atomic.Bool
 
 	heldMu  sync.Mutex
 	held    map[string]bool // layers held back (HoldLayer)
@@ -487,12 +493,16 @@ func (c *Client) Received(source string, since time.Time) map[string]SourceStats
 // WaitConnected waits until both PeerConnections (or the subscriber one, when not
 // publishing) are connected.
 func (c *Client) WaitConnected(timeout time.Duration) error {
-	return WaitFor(func() bool {
-		c.mu.Lock()
-		s := c.sess
-		c.mu.Unlock()
-		return s != nil && s.connected(c.opts.Publish)
-	}, timeout)
+	return WaitFor(c.Connected, timeout)
+}
+
+// Connected reports whether both PeerConnections (or the subscriber one, when
+// not publishing) are connected now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	return s != nil && s.connected(c.opts.Publish)
 }
 
 // Drop ends the WebSocket and both PeerConnections abruptly (no close frame, no

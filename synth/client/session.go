@@ -310,32 +310,13 @@ func (s *session) answerOffer(offer string) error {
 	return nil
 }
 
-// onTrack records every packet of a received slot (track id = slot name).
-func (s *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	slot := tr.ID()
-	s.wg.Add(2)
+// onTrack reads a received slot (track id = slot name). Its RTCP is drained
+// by the keyframe tap (rtcptap.go).
+func (s *session) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			if _, _, err := recv.ReadRTCP(); err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		buf := make([]byte, 1500)
-		var p rtp.Packet
-		for {
-			n, _, err := tr.Read(buf)
-			if err != nil {
-				return
-			}
-			if p.Unmarshal(buf[:n]) != nil {
-				continue
-			}
-			s.c.rec.add(slot, p.SequenceNumber, p.Payload, time.Now())
-		}
+		s.c.readTrack(tr)
 	}()
 }
 
