@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opscenter/opscenter/internal/harness"
 )
 
 // TestSmokeFanout is the short run of the suite: 10 endpoints for 5 s
@@ -22,7 +24,7 @@ func TestSmokeFanout(t *testing.T) {
 	start := time.Now()
 	res, err := Run(ctx, Config{
 		Scenario: "fanout", N: 10, Duration: 5 * time.Second, Warmup: time.Second,
-		Server: ServerOptions{RepoDir: repo, CPU: -1},
+		Server: harness.Options{RepoDir: repo, CPU: -1},
 		Logf:   t.Logf,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
 )
@@ -26,7 +27,7 @@ type Config struct {
 	FPS         int           // video frame rate (default 30)
 	Publish     bool          // joinstorm: endpoints also publish
 	JoinWithin  time.Duration // joinstorm: spread of the joins (default 1 s)
-	Server      ServerOptions
+	Server      harness.Options
 	CPUProfile  string // write a server CPU profile of the measurement window here
 	HeapProfile string // write a server heap profile at the end of the window here
 	Logf        func(string, ...any)
@@ -67,7 +68,7 @@ type Result struct {
 
 type run struct {
 	cfg   Config
-	srv   *Server
+	srv   *harness.Server
 	meter client.Meter
 	eps   []*endpoint
 	mu    sync.Mutex
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Scenario == "fanout" || cfg.Scenario == "joinstorm" {
 		so.Communes = cfg.N
 	}
-	srv, err := StartServer(ctx, so)
+	srv, err := harness.Start(ctx, so)
 	if err != nil {
 		return res, err
 	}
@@ -352,11 +353,11 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("server forward stats: %w", err)
 	}
-	p0, err := ReadProc(r.srv.PID)
+	p0, err := harness.ReadProc(r.srv.PID)
 	if err != nil {
 		return err
 	}
-	g0, _ := ReadProc(0)
+	g0, _ := harness.ReadProc(0)
 	pk0, ex0, d0 := r.meter.Packets.Load(), r.meter.Expected.Load(), r.meter.Delay.Snap()
 	t0 := time.Now()
 	var profErr chan error
@@ -373,7 +374,7 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 			return ctx.Err()
 		case <-time.After(min(time.Second, time.Until(deadline))):
 		}
-		if p, err := ReadProc(r.srv.PID); err == nil && p.RSS > peakRSS {
+		if p, err := harness.ReadProc(r.srv.PID); err == nil && p.RSS > peakRSS {
 			peakRSS = p.RSS
 		}
 	}
@@ -381,11 +382,11 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	p1, err := ReadProc(r.srv.PID)
+	p1, err := harness.ReadProc(r.srv.PID)
 	if err != nil {
 		return err
 	}
-	g1, _ := ReadProc(0)
+	g1, _ := harness.ReadProc(0)
 	el := time.Since(t0).Seconds()
 	pk1, ex1, d1 := r.meter.Packets.Load(), r.meter.Expected.Load(), r.meter.Delay.Snap()
 	if r.cfg.HeapProfile != "" {

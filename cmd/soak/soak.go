@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +27,7 @@ type Options struct {
 	Window      time.Duration
 
 	URL, MetricsURL, TokensCSV, LeaderUser, LeaderPassword string
-	Bin, Repo                                              string
+	Repo                                                   string
 	Keep                                                   bool
 	JSON                                                   string
 	ProfilePrefix                                          string // save pprof text profiles as PREFIX-{goroutine,heap}-{start,end}.txt
@@ -140,17 +139,7 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 	if o.URL != "" {
 		t, err = externalTarget(ctx, o)
 	} else {
-		dir, derr := os.MkdirTemp("", "opscenter-soak-")
-		if derr != nil {
-			return nil, derr
-		}
-		_ = os.Chmod(dir, 0o755) // PostgreSQL may run as another user under root
-		if o.Keep {
-			logf("keeping %s", dir)
-		} else {
-			defer os.RemoveAll(dir)
-		}
-		t, err = startServer(ctx, o, dir, logf)
+		t, err = startServer(ctx, o, logf)
 	}
 	if err != nil {
 		return nil, err
