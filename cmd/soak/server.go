@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -89,54 +85,10 @@ func externalTarget(ctx context.Context, o Options) (*target, error) {
 
 func login(ctx context.Context, base, user, pw string) (string, error) {
 	var out struct{ Token string }
-	if err := api(ctx, base, "", "POST", "/api/v1/auth/login", map[string]string{"username": user, "password": pw}, &out); err != nil {
+	if err := harness.API(ctx, base, "POST", "/api/v1/auth/login", "", map[string]string{"username": user, "password": pw}, &out); err != nil {
 		return "", fmt.Errorf("login %s: %w", user, err)
 	}
 	return out.Token, nil
-}
-
-// api sends a JSON request and decodes a 2xx answer into out.
-func api(ctx context.Context, base, token, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, tail(raw, 300))
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // saveProfile writes the server's named pprof profile (debug text form) to

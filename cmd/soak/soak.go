@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
@@ -151,11 +152,11 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 
 	sessID := uuid.NewString()
 	now := time.Now().UTC()
-	if err := api(ctx, t.URL, t.Leader, "POST", "/api/v1/sessions", map[string]any{"id": sessID, "title": "soak",
+	if err := harness.API(ctx, t.URL, "POST", "/api/v1/sessions", t.Leader, map[string]any{"id": sessID, "title": "soak",
 		"planned_start": now, "planned_end": now.Add(13 * time.Hour)}, nil); err != nil {
 		return nil, err
 	}
-	if err := api(ctx, t.URL, t.Leader, "POST", "/api/v1/sessions/"+sessID+"/start", nil, nil); err != nil {
+	if err := harness.API(ctx, t.URL, "POST", "/api/v1/sessions/"+sessID+"/start", t.Leader, nil, nil); err != nil {
 		return nil, err
 	}
 	dial := func(token, role string, publish bool) (*client.Client, error) {

@@ -94,6 +94,12 @@ func (s *Server) user(ctx context.Context, name, role string) (string, error) {
 // API sends a JSON request to the server (with a bearer token, if any) and
 // decodes a 2xx answer into out (if not nil).
 func (s *Server) API(ctx context.Context, method, path, bearer string, body, out any) error {
+	return API(ctx, s.URL, method, path, bearer, body, out)
+}
+
+// API sends a JSON request to the opscenter at base (a server the harness did
+// not start, too) and decodes a 2xx answer into out (if not nil).
+func API(ctx context.Context, base, method, path, bearer string, body, out any) error {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -101,7 +107,7 @@ func (s *Server) API(ctx context.Context, method, path, bearer string, body, out
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, r)
 	if err != nil {
 		return err
 	}

@@ -132,3 +132,15 @@ func AudioLevelID(sender *webrtc.RTPSender) uint8 {
 	}
 	return 0
 }
+
+// LoopbackAPI is the API of a plain browser-like client on loopback (UDP4
+// on lo): BrowserMediaEngine with Settings, for tests that drive their own
+// PeerConnections.
+func LoopbackAPI() (*webrtc.API, error) {
+	me, ir, err := BrowserMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	se := Settings([]webrtc.NetworkType{webrtc.NetworkTypeUDP4}, []string{"lo"})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(*se)), nil
+}
