@@ -107,15 +107,7 @@ func API(ctx context.Context, base, method, path, bearer string, body, out any) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, base+path, r)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := do(ctx, method, base+path, bearer, r)
 	if err != nil {
 		return err
 	}
@@ -128,6 +120,21 @@ func API(ctx context.Context, base, method, path, bearer string, body, out any) 
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+// do sends one request (JSON when it has a body) with a bearer token, if any.
+func do(ctx context.Context, method, url, bearer string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return http.DefaultClient.Do(req)
 }
 
 // writeRoster writes a synthetic roster: the command room 22, 13 districts

@@ -29,8 +29,7 @@ func (s *Server) Forward(ctx context.Context) (ForwardStats, error) {
 	var f ForwardStats
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.DebugURL+"/sfu/forward", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := do(ctx, "GET", s.DebugURL+"/sfu/forward", "", nil)
 	if err != nil {
 		return f, err
 	}
@@ -55,14 +54,7 @@ func (s *Server) HeapProfile(ctx context.Context, file string) error {
 // Download GETs url (with a bearer token, if any) into file; a status other
 // than 200 is an error and leaves no file.
 func Download(ctx context.Context, url, bearer, file string) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return err
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := do(ctx, "GET", url, bearer, nil)
 	if err != nil {
 		return err
 	}
