@@ -62,7 +62,6 @@ func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 	// the old app's paths through mutate.
 	dir := t.TempDir()
 	cfg.Database.JournalPath = filepath.Join(dir, "audit.journal")
-	cfg.Live.StatePath = filepath.Join(dir, "live-state.json")
 	cfg.Recording.Dir = filepath.Join(dir, "recordings")
 	cfg.Recording.MinFree = 0 // no test depends on the machine's free space (set it to test disk-low)
 	if mutate != nil {
