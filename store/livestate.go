@@ -52,3 +52,20 @@ func (s *Store) ActiveNode(ctx context.Context) (ActiveNode, bool, error) {
 	}
 	return a, true, nil
 }
+
+// SaveLiveStateAsTerm saves the document only while term is the node's current
+// one (a standby pair): an old active process that lost the node to its standby
+// can no longer overwrite the state the new one took over. ErrSuperseded
+// otherwise.
+func (s *Store) SaveLiveStateAsTerm(ctx context.Context, term int64, doc []byte) error {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO live_state (id, doc, saved_at)
+		SELECT 1, $1::text::jsonb, now() FROM node_active WHERE id = 1 AND term = $2
+		ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, saved_at = EXCLUDED.saved_at`, string(doc), term)
+	if err != nil {
+		return fmt.Errorf("save live state: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("save live state as term %d: %w", term, ErrSuperseded)
+	}
+	return nil
+}

@@ -83,17 +83,19 @@ func (l *NodeLock) Reacquire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return ErrSuperseded
-	}
 	var term int64
 	if err := l.conn.QueryRow(ctx, `SELECT term FROM node_active WHERE id = 1`).Scan(&term); err != nil {
 		l.drop(ctx)
 		return fmt.Errorf("read active node: %w", err)
 	}
 	if term != l.term {
-		l.drop(ctx) // releases the lock with the session
+		l.drop(ctx) // releases the lock with the session, if it was taken
 		return ErrSuperseded
+	}
+	if !ok {
+		// Held, yet nobody took over: most likely this process's old session,
+		// which PostgreSQL has not ended yet. Try again later.
+		return errors.New("node lock busy (the old session not ended yet?); the term is still this process's")
 	}
 	l.held = true
 	return nil

@@ -68,6 +68,9 @@ type Options struct {
 	// pair's Node): Start serves nothing itself and hands its handler to Mount.
 	Listener net.Listener
 	Mount    func(http.Handler)
+	// LiveStore, when set, keeps the live state instead of the store (a
+	// standby pair's, fenced by the node's term).
+	LiveStore signaling.LiveStateStore
 }
 
 // Start brings opscenter up and serves HTTP in the background. Stop undoes it.
@@ -124,8 +127,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	if err := reg.Register(a.Media.Collector()); err != nil {
 		return nil, fmt.Errorf("media metrics: %w", err)
 	}
+	var liveStore signaling.LiveStateStore = a.Store
+	if opt.LiveStore != nil {
+		liveStore = opt.LiveStore
+	}
 	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Audit: a.Journal, Hub: a.Hub, Log: log, Registry: reg,
-		LiveStore: a.Store,
+		LiveStore: liveStore,
 		Recorder:  rec,
 		Media:     mediaEngine{a.Media},
 		TURN:      turn,

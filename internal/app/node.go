@@ -194,7 +194,9 @@ func (n *Node) tryPromote(ctx context.Context) error {
 		_ = n.metrics.Close()
 		n.metrics = nil
 	}
-	a, err := Start(ctx, n.cfg, n.log, n.opt)
+	opt := n.opt
+	opt.LiveStore = termLiveStore{n.st, n.lock.Term()}
+	a, err := Start(ctx, n.cfg, n.log, opt)
 	if err != nil {
 		n.lock.Close(context.Background())
 		return err
@@ -225,7 +227,9 @@ func (n *Node) checkHold(ctx context.Context) {
 	case err == nil:
 		n.log.Info("opscenter: node lock taken back; still active", "term", n.lock.Term())
 	case errors.Is(err, store.ErrSuperseded):
-		n.log.Error("opscenter: the standby took over while the lock was lost; stopping", "term", n.lock.Term())
+		n.refreshActiveURL(ctx) // the 503s name the new active process
+		n.log.Error("opscenter: the standby took over while the lock was lost; stopping", "term", n.lock.Term(),
+			"active_url", n.activeURLOr(""))
 		n.fence()
 	default:
 		n.log.Warn("opscenter: node lock not taken back yet", "err", err)
@@ -289,6 +293,21 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "standby",
 		"message": "this process is the node's standby; use the active one", "active_url": active})
+}
+
+// termLiveStore keeps the live state only while this process's term is the
+// node's: once the standby has taken over, an old active cannot overwrite it.
+type termLiveStore struct {
+	st   *store.Store
+	term int64
+}
+
+func (t termLiveStore) LoadLiveState(ctx context.Context) ([]byte, error) {
+	return t.st.LoadLiveState(ctx)
+}
+
+func (t termLiveStore) SaveLiveState(ctx context.Context, doc []byte) error {
+	return t.st.SaveLiveStateAsTerm(ctx, t.term, doc)
 }
 
 // ActiveURLHeader names the active process in a standby's 503 answers.
