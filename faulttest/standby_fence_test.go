@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/opscenter/opscenter/internal/app"
 	"github.com/opscenter/opscenter/internal/config"
+	"github.com/opscenter/opscenter/journal"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/store/storetest"
 )
@@ -54,6 +58,13 @@ func startNode(t *testing.T, name string, cfg config.Config) *app.Node {
 	}
 	t.Cleanup(func() { n.Stop(context.Background()) })
 	return n
+}
+
+// downSink is PostgreSQL away, for the journal.
+type downSink struct{}
+
+func (downSink) RecordEvent(context.Context, store.Event) (int64, error) {
+	return 0, &pgconn.PgError{Code: "08006", Message: "connection failure (test)"}
 }
 
 // lockHolder is the backend pid holding the node's advisory lock in this
@@ -117,10 +128,27 @@ func TestStandbyFencesAnActiveThatLostItsLock(t *testing.T) {
 	}
 	t.Logf("A took its lock back %v after its connection was cut", d.Round(time.Millisecond))
 
-	b := startNode(t, "B", pairConfig(t, dsn, 100*time.Millisecond))
+	// B's journal holds an event of an earlier run of B (queued while
+	// PostgreSQL was away): B writes it while standby.
+	cfgB := pairConfig(t, dsn, 100*time.Millisecond)
+	j, err := journal.Open(cfgB.Database.JournalPath, downSink{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Record(ctx, store.Event{Actor: "test", Action: "test.queued_by_an_earlier_run", Entity: "endpoint", EntityID: "22"}); err != nil || j.Pending() != 1 {
+		t.Fatalf("queue: %v, pending %d", err, j.Pending())
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, "B", cfgB)
 	if b.Active() {
 		t.Fatal("B active while A holds the lock")
 	}
+	waitT(t, "B's queued event written while B is standby", 10*time.Second, func() bool {
+		evs, err := st.EventsAfter(ctx, 0, 10000)
+		return err == nil && slices.ContainsFunc(evs, func(e store.Event) bool { return e.Action == "test.queued_by_an_earlier_run" })
+	})
 	if s, body := readyz(b.URL()); s != 503 || body["active_url"] != a.URL() {
 		t.Fatalf("B's readyz %d %v", s, body)
 	}

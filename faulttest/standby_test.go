@@ -126,7 +126,9 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 			fmt.Sprintf("OPSCENTER_MEDIA_UDP_PORT=%d", freeUDPPort(t)),
 			fmt.Sprintf("OPSCENTER_MEDIA_TCP_PORT=%d", freeUDPPort(t)),
 			"OPSCENTER_DATABASE_JOURNAL_PATH=" + filepath.Join(d, "audit.journal"),
-			"OPSCENTER_RECORDING_DIR=" + filepath.Join(d, "recordings"),
+			// One recording folder for the pair (shared storage between two machines):
+			// the new active repairs the file the dead one left open.
+			"OPSCENTER_RECORDING_DIR=" + filepath.Join(dir, "recordings"),
 			"OPSCENTER_LOG_LEVEL=info",
 		}}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opscenter/opscenter/internal/config"
+	"github.com/opscenter/opscenter/journal"
 	"github.com/opscenter/opscenter/store"
 )
 
@@ -49,6 +50,8 @@ type Node struct {
 	cancel    context.CancelFunc
 	loopDone  chan struct{}
 	stopOnce  sync.Once
+
+	journalStop func() // ends the standby's drain of this process's journal (nil: none)
 
 	// Takeover timing, for logs and tests.
 	lockedAt, servingAt time.Time
@@ -139,6 +142,7 @@ func (n *Node) startPair(ctx context.Context) error {
 		if err := n.serveStandbyMetrics(); err != nil {
 			return err
 		}
+		n.drainJournal()
 		n.log.Info("opscenter standby: another process is active", "active_url", n.activeURLOr(""),
 			"http", n.ln.Addr().String())
 	}
@@ -194,6 +198,7 @@ func (n *Node) tryPromote(ctx context.Context) error {
 		_ = n.metrics.Close()
 		n.metrics = nil
 	}
+	n.stopJournal() // the App opens the journal itself
 	opt := n.opt
 	opt.LiveStore = termLiveStore{n.st, n.lock.Term()}
 	a, err := Start(ctx, n.cfg, n.log, opt)
@@ -248,6 +253,40 @@ func (n *Node) fence() {
 		}
 		close(n.fenced)
 	})
+}
+
+// drainJournal writes the audit events an earlier run of this process queued
+// while PostgreSQL was away (it was active, died, and came back as standby),
+// so they do not wait for the next promotion.
+func (n *Node) drainJournal() {
+	j, err := journal.Open(n.cfg.Database.JournalPath, n.st, n.log)
+	if err != nil {
+		n.log.Error("opscenter standby: audit journal", "err", err)
+		return
+	}
+	if j.Pending() == 0 {
+		_ = j.Close()
+		return
+	}
+	n.log.Info("opscenter standby: writing audit events left by this process's earlier run", "pending", j.Pending())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { j.Run(ctx); close(done) }()
+	n.journalStop = func() {
+		cancel()
+		<-done
+		if err := j.Close(); err != nil {
+			n.log.Error("opscenter standby: close audit journal", "err", err)
+		}
+	}
+}
+
+// stopJournal ends the standby's drain of the journal, if any.
+func (n *Node) stopJournal() {
+	if n.journalStop != nil {
+		n.journalStop()
+		n.journalStop = nil
+	}
 }
 
 func (n *Node) refreshActiveURL(ctx context.Context) {
@@ -353,6 +392,7 @@ func (n *Node) Stop(ctx context.Context) {
 		if n.metrics != nil {
 			_ = n.metrics.Close()
 		}
+		n.stopJournal()
 		if n.lock != nil {
 			n.lock.Close(ctx) // after the App: the standby starts only once this one has stopped
 		}
