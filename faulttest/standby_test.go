@@ -138,7 +138,8 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 
 	// B is a standby: readyz and joins say so, and name A.
 	if code, body := readyz(urlB); code != 503 || body["status"] != "standby" || body["active_url"] != urlA {
-		t.Fatalf("B's /readyz: %d %v, want 503 standby naming %s", code, body, urlA)
+		b, _ := os.ReadFile(mB.log)
+		t.Fatalf("B's /readyz: %d %v, want 503 standby naming %s\n%s", code, body, urlA, b)
 	}
 	tok := func(code string) string {
 		tk, err := st.IssueEndpointToken(ctx, "test", code)
@@ -315,6 +316,19 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 		t.Errorf("%s not muted after the takeover (console: %v)", muted, w.MutedCodes)
 	}
 	floorVideoFlows(t, map[string]*client.Client{watcher: all[watcher]}, floor, time.Now(), "after the takeover")
+
+	// The record: the files A left open were repaired by B (shared recording.dir),
+	// none lost from the index, and B records again.
+	recs, err := st.ListRecordings(ctx, sessID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range recs {
+		if rc.DeletedAt != nil {
+			t.Errorf("recording %s (%s) marked deleted at the takeover: %s", rc.ID, rc.Path, rc.Note)
+		}
+	}
+	t.Logf("%d recordings of the session after the takeover", len(recs))
 
 	// The log: unanswered incidents retried with their ids; every acknowledged
 	// one there once; the events before the kill unchanged; the chain intact.

@@ -117,18 +117,6 @@ func (n *Node) startPair(ctx context.Context) error {
 	if n.ln, err = net.Listen("tcp", n.cfg.HTTP.Addr); err != nil {
 		return fmt.Errorf("listen on %s: %w", n.cfg.HTTP.Addr, err)
 	}
-	n.srv = &http.Server{Handler: n, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		var err error
-		if n.cfg.HTTP.TLSCert != "" {
-			err = n.srv.ServeTLS(n.ln, n.cfg.HTTP.TLSCert, n.cfg.HTTP.TLSKey)
-		} else {
-			err = n.srv.Serve(n.ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("http server stopped", "err", err)
-		}
-	}()
 	n.opt.Listener = n.ln
 	n.opt.Mount = func(h http.Handler) { n.handler.Store(&h) }
 
@@ -146,6 +134,19 @@ func (n *Node) startPair(ctx context.Context) error {
 		n.log.Info("opscenter standby: another process is active", "active_url", n.activeURLOr(""),
 			"http", n.ln.Addr().String())
 	}
+	// Served only now, so the first answer already says which process is active.
+	n.srv = &http.Server{Handler: n, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		var err error
+		if n.cfg.HTTP.TLSCert != "" {
+			err = n.srv.ServeTLS(n.ln, n.cfg.HTTP.TLSCert, n.cfg.HTTP.TLSKey)
+		} else {
+			err = n.srv.Serve(n.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.loopDone = cancel, make(chan struct{})
 	go n.loop(lctx)
@@ -388,6 +389,8 @@ func (n *Node) Stop(ctx context.Context) {
 				_ = n.srv.Close()
 			}
 			cancel()
+		} else if n.ln != nil { // StartNode failed before serving
+			_ = n.ln.Close()
 		}
 		if n.metrics != nil {
 			_ = n.metrics.Close()
