@@ -175,3 +175,23 @@ func TestStandbyFencesAnActiveThatLostItsLock(t *testing.T) {
 	}
 	t.Logf("lock connection cut: B active %v later, A fenced %v later", tB.Round(time.Millisecond), tA.Round(time.Millisecond))
 }
+
+// A planned switchover: the active process stops (SIGTERM in production); the
+// standby is active about one poll later.
+func TestStandbyTakesOverOnStop(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t)
+	a := startNode(t, "A", pairConfig(t, dsn, 200*time.Millisecond))
+	b := startNode(t, "B", pairConfig(t, dsn, 200*time.Millisecond))
+	if !a.Active() || b.Active() {
+		t.Fatalf("A active %v, B active %v", a.Active(), b.Active())
+	}
+	stop := time.Now()
+	a.Stop(ctx)
+	d := waitT(t, "B active", 10*time.Second, func() bool { s, _ := readyz(b.URL()); return b.Active() && s == 200 })
+	total := time.Since(stop)
+	t.Logf("A stopped in %v; B active %v after the stop began", (total - d).Round(time.Millisecond), total.Round(time.Millisecond))
+	if total > 5*5*time.Second { // goal: A's stop (about 1 s) and one poll
+		t.Errorf("switchover took %v", total)
+	}
+}
