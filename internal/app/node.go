@@ -53,8 +53,8 @@ type Node struct {
 
 	journalStop func() // ends the standby's drain of this process's journal (nil: none)
 
-	// Takeover timing, for logs and tests.
-	lockedAt, servingAt time.Time
+	// Takeover timing, for logs; the last lock warning (warnLock). Loop only.
+	lockedAt, servingAt, lastLockWarn time.Time
 }
 
 // StartNode starts this process: the App at once without standby, or the
@@ -187,7 +187,7 @@ func (n *Node) tryPromote(ctx context.Context) error {
 	ok, err := n.lock.TryAcquire(cctx, n.cfg.AdvertiseURLOrPublic())
 	cancel()
 	if err != nil {
-		n.log.Warn("opscenter standby: node lock", "err", err)
+		n.warnLock("opscenter standby: node lock; trying again", "err", err)
 		return nil // PostgreSQL away: try again on the next poll
 	}
 	if !ok {
@@ -238,7 +238,16 @@ func (n *Node) checkHold(ctx context.Context) {
 			"active_url", n.activeURLOr(""))
 		n.fence()
 	default:
-		n.log.Warn("opscenter: node lock not taken back yet", "err", err)
+		n.warnLock("opscenter: node lock not taken back yet", "err", err)
+	}
+}
+
+// warnLock logs a failed lock attempt at most every 30 s (they come every poll
+// while PostgreSQL is away).
+func (n *Node) warnLock(msg string, args ...any) {
+	if time.Since(n.lastLockWarn) >= 30*time.Second {
+		n.lastLockWarn = time.Now()
+		n.log.Warn(msg, args...)
 	}
 }
 
