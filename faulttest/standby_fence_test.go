@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -89,7 +90,8 @@ func terminate(t *testing.T, st *store.Store, pid int) {
 
 // The active process's lock connection is cut (PostgreSQL ends its session).
 // With nobody else waiting, it takes the lock back under its own term and stays
-// active. When the standby took the lock in between, the old active is fenced:
+// active; so it does with the standby waiting, which finds it alive over HTTP.
+// When the standby cannot reach it and takes the lock, the old active is fenced:
 // it stops serving the room (503) and signals its caller to exit, and the
 // standby is the node's active process.
 func TestStandbyFencesAnActiveThatLostItsLock(t *testing.T) {
@@ -101,7 +103,8 @@ func TestStandbyFencesAnActiveThatLostItsLock(t *testing.T) {
 	}
 	t.Cleanup(st.Close)
 
-	// A checks its lock every 2 s, B polls every 100 ms: B wins the race below.
+	// A checks its lock every 2 s, B polls every 100 ms: B finds the lock free
+	// first in the cuts below.
 	a := startNode(t, "A", pairConfig(t, dsn, 2*time.Second))
 	if !a.Active() {
 		t.Fatal("the first process of a pair is not active")
@@ -153,7 +156,30 @@ func TestStandbyFencesAnActiveThatLostItsLock(t *testing.T) {
 		t.Fatalf("B's readyz %d %v", s, body)
 	}
 
-	// With B waiting: B takes the lock, A is fenced.
+	// With B waiting, and A answering B (a restart of PostgreSQL): B finds the
+	// lock free but A alive, and leaves it the node; A takes its lock back.
+	pid = lockHolder(t, st)
+	terminate(t, st, pid)
+	waitT(t, "A holds the lock again, with B waiting", 15*time.Second, func() bool {
+		p := lockHolder(t, st)
+		return p != 0 && p != pid
+	})
+	time.Sleep(time.Second) // B polls 10 times meanwhile
+	if again, _, _ := st.ActiveNode(ctx); !a.Active() || b.Active() || again.Term != act.Term {
+		t.Fatalf("after a cut with A alive: A active %v, B active %v, term %d → %d", a.Active(), b.Active(), act.Term, again.Term)
+	}
+
+	// With B waiting and A out of B's reach (a network cut between them, shown
+	// here by A's recorded address going dead): B takes the lock, A is fenced.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + ln.Addr().String()
+	ln.Close()
+	if _, err := st.Pool().Exec(ctx, `UPDATE node_active SET url = $1`, deadURL); err != nil {
+		t.Fatal(err)
+	}
 	cut := time.Now()
 	terminate(t, st, lockHolder(t, st))
 	waitT(t, "B active", 10*time.Second, func() bool { s, _ := readyz(b.URL()); return b.Active() && s == 200 })

@@ -38,23 +38,42 @@ func (l *NodeLock) Held() bool { return l.held }
 // TryAcquire takes the lock when it is free and records url as the active
 // process under a new term. It returns false while another process holds it.
 func (l *NodeLock) TryAcquire(ctx context.Context, url string) (bool, error) {
-	if err := l.connect(ctx); err != nil {
-		return false, err
-	}
-	ok, err := l.tryLock(ctx)
+	ok, err := l.TryLock(ctx)
 	if err != nil || !ok {
 		return false, err
 	}
-	err = l.conn.QueryRow(ctx, `INSERT INTO node_active (id, term, url, since) VALUES (1, 1, $1, now())
+	return true, l.Claim(ctx, url)
+}
+
+// TryLock takes the lock when it is free, without claiming the node yet: the
+// caller may first check that the last active process is really gone, and
+// Release the lock if it is not.
+func (l *NodeLock) TryLock(ctx context.Context) (bool, error) {
+	if err := l.connect(ctx); err != nil {
+		return false, err
+	}
+	return l.tryLock(ctx)
+}
+
+// Claim records url as the active process under a new term; the lock must be
+// held (TryLock).
+func (l *NodeLock) Claim(ctx context.Context, url string) error {
+	if l.conn == nil {
+		return errors.New("node lock: claim without the lock")
+	}
+	err := l.conn.QueryRow(ctx, `INSERT INTO node_active (id, term, url, since) VALUES (1, 1, $1, now())
 		ON CONFLICT (id) DO UPDATE SET term = node_active.term + 1, url = EXCLUDED.url, since = now()
 		RETURNING term`, url).Scan(&l.term)
 	if err != nil {
 		l.drop(ctx)
-		return false, fmt.Errorf("record active node: %w", err)
+		return fmt.Errorf("record active node: %w", err)
 	}
 	l.held = true
-	return true, nil
+	return nil
 }
+
+// Release gives the lock up without claiming the node (after TryLock).
+func (l *NodeLock) Release(ctx context.Context) { l.drop(ctx) }
 
 // Check verifies the lock connection is alive. After an error the lock must be
 // taken as lost: PostgreSQL ends the session, and the lock with it.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -184,8 +185,20 @@ func (n *Node) loop(ctx context.Context) {
 // tryPromote takes the lock if it is free and starts the App.
 func (n *Node) tryPromote(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	ok, err := n.lock.TryAcquire(cctx, n.cfg.AdvertiseURLOrPublic())
-	cancel()
+	defer cancel()
+	ok, err := n.lock.TryLock(cctx)
+	if err == nil && ok {
+		// The lock is free, but the last active process may be alive and only cut
+		// off from PostgreSQL for a moment (a restart of the database): then it
+		// keeps the node, and takes its lock back itself.
+		if act, found, _ := n.st.ActiveNode(cctx); found && act.URL != n.cfg.AdvertiseURLOrPublic() && stillActive(cctx, act.URL) {
+			n.lock.Release(cctx)
+			n.warnLock("opscenter standby: the lock is free but the active process still answers; leaving it the node",
+				"active_url", act.URL)
+			return nil
+		}
+		err = n.lock.Claim(cctx, n.cfg.AdvertiseURLOrPublic())
+	}
 	if err != nil {
 		n.warnLock("opscenter standby: node lock; trying again", "err", err)
 		return nil // PostgreSQL away: try again on the next poll
@@ -240,6 +253,27 @@ func (n *Node) checkHold(ctx context.Context) {
 	default:
 		n.warnLock("opscenter: node lock not taken back yet", "err", err)
 	}
+}
+
+// stillActive asks the last active process whether it is alive and active
+// (its /healthz answers, and not as a standby), within a second.
+func stillActive(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var body struct{ Role string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body) != nil {
+		return false
+	}
+	return body.Role != "standby"
 }
 
 // warnLock logs a failed lock attempt at most every 30 s (they come every poll
