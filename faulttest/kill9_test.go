@@ -188,7 +188,6 @@ func TestKill9AndRestart(t *testing.T) {
 		fmt.Sprintf("OPSCENTER_MEDIA_UDP_PORT=%d", udpPort),
 		fmt.Sprintf("OPSCENTER_MEDIA_TCP_PORT=%d", tcpPort),
 		"OPSCENTER_DATABASE_JOURNAL_PATH=" + filepath.Join(stateDir, "audit.journal"),
-		"OPSCENTER_LIVE_STATE_PATH=" + filepath.Join(stateDir, "live-state.json"),
 		"OPSCENTER_RECORDING_DIR=" + filepath.Join(stateDir, "recordings"),
 		"OPSCENTER_LOG_LEVEL=info",
 	}

@@ -2,17 +2,15 @@ package signaling
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 )
 
-// LiveState is the room's durable state, kept in a local file so that a restart
-// (even after kill -9) resumes the session where it was: the floor, who was
+// LiveState is the room's durable state, kept in a LiveStateStore (PostgreSQL in
+// production) so that a restart, even after kill -9, or the node's standby
+// process taking over resumes the session where it was: the floor, who was
 // muted, the hand queue in order, the private line and the roll call. Presence
 // and media are not kept: restored endpoints start offline and reconnect. Who
 // was online, and the outages not yet done, are kept for outage incidents
@@ -132,58 +130,6 @@ func (r *Room) restore(st LiveState, currentSession string, now time.Time) []str
 	return restored
 }
 
-// readLiveState reads the state file; a missing file is an empty state.
-func readLiveState(path string) (LiveState, bool, error) {
-	var st LiveState
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, fmt.Errorf("read live state: %w", err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, false, fmt.Errorf("live state %s: %w", path, err)
-	}
-	if st.Version != liveStateVersion {
-		return st, false, fmt.Errorf("live state %s: version %d, want %d", path, st.Version, liveStateVersion)
-	}
-	return st, true, nil
-}
-
-// writeFileAtomic writes b to path: a temporary file, fsync, rename, fsync of
-// the folder. A crash leaves either the old or the new file, never a torn one.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // ---- the service's state writer ----
 
 // stateChanged asks the state writer to save (never blocks).
@@ -194,13 +140,13 @@ func (s *Service) stateChanged() {
 	}
 }
 
-// FreezeState stops writing the live state file: what follows (shutdown) is
+// FreezeState stops writing the live state: what follows (shutdown) is
 // tear-down, not a change of the session.
 func (s *Service) FreezeState() { s.frozen.Store(true) }
 
-// stateLoop writes the state file on every change (coalesced) and checks every
+// stateLoop writes the state on every change (coalesced) and checks every
 // 500 ms for changes that did not signal. While endpoints are online in a
-// session it rewrites the file at least every onlineHeartbeat (see LiveState.Online).
+// session it rewrites it at least every onlineHeartbeat (see LiveState.Online).
 func (s *Service) stateLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -223,8 +169,10 @@ func (s *Service) stateLoop() {
 	}
 }
 
-// saveState writes the state file when it differs from last (or the online
-// heartbeat is due), and returns what it wrote.
+// saveState writes the state when it differs from last (or the online
+// heartbeat is due), and returns what it wrote. A failed write (PostgreSQL
+// away) returns false: the loop tries again on its next tick with the newest
+// state, which the room keeps in memory, so the room itself never waits.
 func (s *Service) saveState(last []byte, lastWrite time.Time) ([]byte, bool) {
 	s.room.mu.Lock()
 	st := s.room.durable()
@@ -239,9 +187,16 @@ func (s *Service) saveState(last []byte, lastWrite time.Time) ([]byte, bool) {
 	}
 	st.SavedAt = time.Now().UTC()
 	full, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFileAtomic(s.statePath, full); err != nil {
-		s.log.Error("signaling: write live state", "path", s.statePath, "err", err)
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	defer cancel()
+	if err := s.liveStore.SaveLiveState(ctx, full); err != nil {
+		if s.saveFail.CompareAndSwap(false, true) { // once per outage, not every tick
+			s.log.Error("signaling: live state not saved; retrying", "err", err)
+		}
 		return nil, false
+	}
+	if s.saveFail.CompareAndSwap(true, false) {
+		s.log.Info("signaling: live state saved again")
 	}
 	return b, true
 }

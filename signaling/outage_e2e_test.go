@@ -2,7 +2,6 @@ package signaling_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -186,16 +185,16 @@ func TestOutageAcrossRestartE2E(t *testing.T) {
 	dialOnline(t, l, stayed)
 	dialOnline(t, l, back)
 
-	statePath, journal, dsn := a.Config.Live.StatePath, a.Config.Database.JournalPath, a.DSN
+	st, journal, dsn := a.Store, a.Config.Database.JournalPath, a.DSN // the live state is in PostgreSQL
 	droppedAt := time.Now()
 	cDropped.Close()
-	waitT(t, "outage and online endpoints in the state file", 10*time.Second, func() bool {
-		b, _ := os.ReadFile(statePath)
+	waitT(t, "outage and online endpoints in the live state", 10*time.Second, func() bool {
+		b, _ := st.LoadLiveState(context.Background())
 		s := string(b)
 		return strings.Contains(s, `"code": "`+dropped+`"`) && strings.Contains(s, `"`+stayed+`"`) && strings.Contains(s, `"`+back+`"`)
 	})
-	b, _ := os.ReadFile(statePath)
-	t.Logf("state file before the crash:\n%s", b)
+	b, _ := st.LoadLiveState(context.Background())
+	t.Logf("live state before the crash:\n%s", b)
 	crash := time.Now()
 	a.Kill() // before the threshold: nothing is written yet
 	t.Logf("crash %v after %s's close", crash.Sub(droppedAt), dropped)
@@ -204,7 +203,7 @@ func TestOutageAcrossRestartE2E(t *testing.T) {
 		start := time.Now()
 		b := apptest.StartDSN(t, dsn, func(c *config.Config) {
 			outageConfig(c)
-			c.Live.StatePath, c.Database.JournalPath = statePath, journal
+			c.Database.JournalPath = journal
 		})
 		t.Logf("opscenter restarted in %v", time.Since(start))
 		return b

@@ -3,7 +3,6 @@ package signaling_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -75,13 +74,13 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 		})
 		return err == nil && !eps[watcher].Recorder().FirstFrom(signaling.SlotFloorVideo, floor, since).IsZero()
 	})
-	statePath := a.Config.Live.StatePath
-	waitT(t, "state file written", 5*time.Second, func() bool {
-		b, _ := os.ReadFile(statePath)
+	st := a.Store // the live state is in PostgreSQL
+	waitT(t, "live state saved", 5*time.Second, func() bool {
+		b, _ := st.LoadLiveState(context.Background())
 		return strings.Contains(string(b), `"private_line": "`+hand2+`"`)
 	})
-	b, _ := os.ReadFile(statePath)
-	t.Logf("state file before the crash:\n%s", b)
+	b, _ := st.LoadLiveState(context.Background())
+	t.Logf("live state before the crash:\n%s", b)
 
 	// Crash: connections cut without close frames, no clean-up of the state file.
 	addr, dsn, journal := a.HTTPAddr(), a.DSN, a.Config.Database.JournalPath
@@ -98,7 +97,7 @@ func TestLiveStateSurvivesCrash(t *testing.T) {
 			}()
 			bApp = apptest.StartDSN(&quietTB{TB: t}, dsn, func(c *config.Config) {
 				c.HTTP.Addr, c.HTTP.PublicURL = addr, "http://"+addr
-				c.Live.StatePath, c.Database.JournalPath = statePath, journal
+				c.Database.JournalPath = journal
 			})
 			return true
 		}()

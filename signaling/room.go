@@ -308,7 +308,8 @@ func (r *Room) welcome(c *conn, id string, replaced bool, ice []webrtc.ICEServer
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.send(wire.TypeWelcome, id, wire.WelcomeMsg{Code: c.code, PeerID: c.peerID, Role: c.role, Leader: c.leader,
-		District: c.p.District, Replaced: replaced, State: c.scopeSnapshot(r.snapshot(c.code)), ICEServers: wireICEServers(ice)})
+		District: c.p.District, Replaced: replaced, State: c.scopeSnapshot(r.snapshot(c.code)), ICEServers: wireICEServers(ice),
+		NodeURLs: c.svc.cfg.NodeURLs})
 	if c.role == wire.RoleConsole {
 		c.send(wire.TypePresenceSnapshot, "", c.scopePresence(r.presenceSnapshot()))
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// RecordPrivateLine records the private line's endpoint too
 	// (recording.private_line; off: the line is private).
 	RecordPrivateLine bool
+	// NodeURLs are the node's addresses in order (a standby pair's two
+	// processes), sent in welcome: clients reconnect to them in turn.
+	NodeURLs []string
 	// PublicURL and AllowedOrigins give the Origin patterns browsers may use.
 	PublicURL      string
 	AllowedOrigins []string
@@ -103,8 +106,11 @@ type Deps struct {
 	// Recorder, if set, records the program and the floor while a session is
 	// in progress (see record.go).
 	Recorder Recorder
-	// StatePath, if set, is the live state file (see LiveState): restored at
-	// start, rewritten atomically on every change.
+	// LiveStore keeps the live state (see LiveState): restored at start,
+	// rewritten on every change. *store.Store is the production one.
+	LiveStore LiveStateStore
+	// StatePath, if set and LiveStore is not, keeps the live state in a local
+	// file instead (FileLiveState).
 	StatePath string
 }
 
@@ -135,11 +141,12 @@ type Service struct {
 	// endSession ends a session in the log (the store's; fuzz tests replace it).
 	endSession func(ctx context.Context, actor, id string) error
 
-	statePath string
+	liveStore LiveStateStore // nil: the live state is not kept
 	saveC     chan struct{}
 	names     map[string]string // endpoint names by code (outage incident titles)
 	parents   map[string]string // roster parents by code (district scope), read-only after New
 	frozen    atomic.Bool
+	saveFail  atomic.Bool // the last save of the live state failed (logged once)
 
 	// The record (record.go): the wanted recordings, handed to recordLoop.
 	recorder Recorder
@@ -165,10 +172,13 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		return nil, errors.New("signaling: a media engine is required")
 	}
 	s := &Service{cfg: d.Config, log: d.Log, store: d.Store, auditor: d.Audit, hub: d.Hub, kickC: make(chan struct{}, 1),
-		applied: map[string]map[string]appliedSlot{}, statePath: d.StatePath, saveC: make(chan struct{}, 1), names: map[string]string{},
+		applied: map[string]map[string]appliedSlot{}, liveStore: d.LiveStore, saveC: make(chan struct{}, 1), names: map[string]string{},
 		parents: map[string]string{}, recorder: d.Recorder, recC: make(chan struct{}, 1), engine: d.Media}
 	if s.auditor == nil {
 		s.auditor = storeAuditor{d.Store}
+	}
+	if s.liveStore == nil && d.StatePath != "" {
+		s.liveStore = FileLiveState{Path: d.StatePath}
 	}
 	s.endSession = func(ctx context.Context, actor, id string) error {
 		_, err := d.Store.EndSession(ctx, actor, id)
@@ -207,19 +217,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	} else if !errors.Is(err, store.ErrNoSession) {
 		return nil, fmt.Errorf("signaling: current session: %w", err)
 	}
-	if s.statePath != "" {
-		st, ok, err := readLiveState(s.statePath)
-		switch {
-		case err != nil: // a damaged file must not stop election day: log it and start empty
-			s.log.Error("signaling: live state not restored", "err", err)
-		case ok:
-			restored := s.room.restore(st, curID, time.Now())
-			s.log.Info("signaling: live state restored", "path", s.statePath, "saved_at", st.SavedAt,
-				"session", st.SessionID, "current_session", curID, "restored", restored)
-			// Outages found at the restore are on disk before anything else happens,
-			// so another stop keeps their loss times (and their incident ids).
-			s.saveState(nil, time.Time{})
-		}
+	if s.liveStore != nil {
+		s.restoreState(ctx, curID)
 	}
 
 	if d.Registry != nil { // presence gauges (internal/app registers the engine's)
@@ -229,7 +228,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	s.wg.Add(4)
 	go s.outageLoop()
-	if s.statePath != "" {
+	if s.liveStore != nil {
 		s.wg.Add(1)
 		go s.stateLoop()
 	}

@@ -204,6 +204,9 @@ type WelcomeMsg struct {
 	// District, for district-scoped staff, is the district the console is limited
 	// to: it is told about the program, the floor and that district's units only.
 	District string `json:"district,omitempty"`
+	// NodeURLs are the node's addresses in order (a standby pair): after losing
+	// the connection, a client tries them in turn.
+	NodeURLs []string `json:"node_urls,omitempty"`
 }
 
 // ICEServer is the browser's RTCIceServer with a password credential (the only kind

@@ -27,12 +27,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	a, err := app.Start(ctx, cfg, log, app.Options{})
+	n, err := app.StartNode(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err
 	}
-	defer a.Stop(context.Background())
+	defer n.Stop(context.Background())
 	if *demo {
+		a := n.App()
+		if a == nil {
+			return errors.New("--demo needs an active process (this one is a standby)")
+		}
 		if err := app.SeedTurnout(ctx, a.Store, cfg.Roster, log); err != nil {
 			return err
 		}
@@ -40,9 +44,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	return nil
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case <-n.Fenced(): // a standby pair's other process is active now: this one must not be
+		return app.ErrFenced
+	}
 }
 
 // printDemo creates the demo admin once (its generated password is shown only then)

@@ -40,6 +40,8 @@ type App struct {
 	Journal *journal.Journal
 	Log     *slog.Logger
 	DSN     string
+	// Registry holds the app's metrics (served on metrics.addr).
+	Registry *prometheus.Registry
 
 	// Recordings runs the video record; the media plane feeds it (see package recording).
 	Recordings *recording.Manager
@@ -62,11 +64,21 @@ type App struct {
 type Options struct {
 	// DSN, when set, overrides the configured database (tests pass their own).
 	DSN string
+	// Listener, when set, is an HTTP listener the caller serves (a standby
+	// pair's Node): Start serves nothing itself and hands its handler to Mount.
+	Listener net.Listener
+	Mount    func(http.Handler)
+	// LiveStore, when set, keeps the live state instead of the store (a
+	// standby pair's, fenced by the node's term).
+	LiveStore signaling.LiveStateStore
 }
 
 // Start brings opscenter up and serves HTTP in the background. Stop undoes it.
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
 	a := &App{Config: cfg, Log: log, done: make(chan struct{})}
+	if cfg.Live.StatePath != "" {
+		log.Warn("live.state_path is ignored: the live state is kept in PostgreSQL", "state_path", cfg.Live.StatePath)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -94,6 +106,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	go func() { a.Hub.Run(runCtx); close(a.done) }()
 
 	reg := prometheus.NewRegistry()
+	a.Registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	j := a.Journal
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opscenter_audit_journal_pending",
@@ -114,13 +127,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	if err := reg.Register(a.Media.Collector()); err != nil {
 		return nil, fmt.Errorf("media metrics: %w", err)
 	}
+	var liveStore signaling.LiveStateStore = a.Store
+	if opt.LiveStore != nil {
+		liveStore = opt.LiveStore
+	}
 	if a.Live, err = signaling.New(ctx, signaling.Deps{Store: a.Store, Audit: a.Journal, Hub: a.Hub, Log: log, Registry: reg,
-		StatePath: cfg.Live.StatePath,
+		LiveStore: liveStore,
 		Recorder:  rec,
 		Media:     mediaEngine{a.Media},
 		TURN:      turn,
 		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins,
-			OutageIncidentAfter: cfg.Live.OutageIncidentAfter, RecordPrivateLine: cfg.Recording.PrivateLine}}); err != nil {
+			OutageIncidentAfter: cfg.Live.OutageIncidentAfter, RecordPrivateLine: cfg.Recording.PrivateLine,
+			NodeURLs: cfg.NodeURLsOrPublic()}}); err != nil {
 		return nil, err
 	}
 	connectMedia(a.Media, a.Live.MediaHooks())
@@ -128,8 +146,26 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 	a.Web = web.New(web.Deps{Store: a.Store, Hub: a.Hub, Config: cfg, Log: log, Registry: reg,
 		Presence: a.Live, Live: a.Live, Ingest: a.Live})
 
+	if opt.Listener != nil {
+		a.httpLn = opt.Listener
+		opt.Mount(a.Web.Handler())
+	} else if err := a.serveHTTP(); err != nil {
+		return nil, err
+	}
+	if err := a.serveMetrics(); err != nil {
+		return nil, err
+	}
+	log.Info("opscenter serving", "http", a.httpLn.Addr().String(), "public_url", cfg.HTTP.PublicURL)
+	ok = true
+	return a, nil
+}
+
+// serveHTTP listens on http.addr and serves the web handler.
+func (a *App) serveHTTP() error {
+	cfg, log := a.Config, a.Log
+	var err error
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
 	}
 	a.httpSrv = &http.Server{Handler: a.Web.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -143,12 +179,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 			log.Error("http server stopped", "err", err)
 		}
 	}()
-	if err := a.serveMetrics(); err != nil {
-		return nil, err
-	}
-	log.Info("opscenter serving", "http", a.httpLn.Addr().String(), "public_url", cfg.HTTP.PublicURL)
-	ok = true
-	return a, nil
+	return nil
 }
 
 // database returns the DSN to use, starting the embedded server when none is given,

@@ -27,6 +27,7 @@ type Config struct {
 	Recording Recording `yaml:"recording"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
+	Standby   Standby   `yaml:"standby"`
 }
 
 // Metrics configures the Prometheus endpoint. It names endpoints and their
@@ -48,9 +49,8 @@ type Turnout struct {
 
 // Live configures the live session's local durability.
 type Live struct {
-	// StatePath is where the room's durable state (session, floor, mutes, hand
-	// queue, private line, roll call) is kept, so a restart after kill -9 resumes.
-	// Empty disables it.
+	// StatePath is no longer used: the live state is in PostgreSQL, where a
+	// standby can read it. Still accepted (with a warning) so old configs start.
 	StatePath string `yaml:"state_path"`
 	// OutageIncidentAfter: an endpoint that was online during a session and has
 	// been offline this long gets a communications incident, opened by the system.
@@ -211,6 +211,9 @@ func (c Config) Validate() error {
 		return errors.New("database.journal_path is empty (the audit journal is required)")
 	}
 	if err := c.Recording.validate(); err != nil {
+		return err
+	}
+	if err := c.validateStandby(); err != nil {
 		return err
 	}
 	switch c.Log.Format {

@@ -14,8 +14,8 @@ import (
 // Settings are the OPSCENTER_* overrides every server a harness starts gets,
 // in a process (Start) or in this one (StartApp): HTTP on httpAddr (its public
 // URL to match, for join links and Origin checks), metrics on metricsAddr,
-// free media ports, and its state files (audit journal, live state,
-// recordings) under dir, so parallel servers never share one.
+// free media ports, and its state files (audit journal, recordings) under
+// dir (the live state is in PostgreSQL), so parallel servers never share one.
 func Settings(dir, httpAddr, metricsAddr string) []string {
 	return []string{
 		"OPSCENTER_HTTP_ADDR=" + httpAddr,
@@ -25,7 +25,6 @@ func Settings(dir, httpAddr, metricsAddr string) []string {
 		"OPSCENTER_MEDIA_TCP_PORT=0",
 		"OPSCENTER_MEDIA_TURN_PORT=0",
 		"OPSCENTER_DATABASE_JOURNAL_PATH=" + filepath.Join(dir, "audit.journal"),
-		"OPSCENTER_LIVE_STATE_PATH=" + filepath.Join(dir, "live-state.json"),
 		"OPSCENTER_RECORDING_DIR=" + filepath.Join(dir, "recordings"),
 	}
 }

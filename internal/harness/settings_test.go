@@ -21,7 +21,7 @@ func TestSettings(t *testing.T) {
 	if cfg.Media.UDPPort != 0 || cfg.Media.TCPPort != 0 || cfg.Media.TURN.Port != 0 {
 		t.Errorf("media ports %d %d %d, want free ones", cfg.Media.UDPPort, cfg.Media.TCPPort, cfg.Media.TURN.Port)
 	}
-	for name, p := range map[string]string{"journal": cfg.Database.JournalPath, "live state": cfg.Live.StatePath, "recordings": cfg.Recording.Dir} {
+	for name, p := range map[string]string{"journal": cfg.Database.JournalPath, "recordings": cfg.Recording.Dir} {
 		if filepath.Dir(p) != dir {
 			t.Errorf("%s at %s, not in %s", name, p, dir)
 		}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +149,7 @@ type Client struct {
 	ws      *websocket.Conn
 	sess    *session // media of the current connection
 	welcome wire.WelcomeMsg
+	url     string // the base URL of the server the client is connected to
 	msgs    map[string][]Msg
 	nextID  atomic.Int64
 
@@ -237,7 +239,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 	c.connMu.Lock()
-	err = c.connect(ctx)
+	err = c.connect(ctx, c.opts.URL)
 	c.connMu.Unlock()
 	if err != nil {
 		c.Drop()
@@ -255,17 +257,25 @@ func (c *Client) reconnect(ctx context.Context) error {
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
 	c.drop()
-	if err := c.connect(ctx); err != nil {
+	var errs []error
+	for _, base := range c.NodeURLs() { // a standby pair: the next address when one fails
+		err := c.connect(ctx, base)
+		if err == nil {
+			c.reconnects.Add(1)
+			return nil
+		}
 		c.drop()
-		return err
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	c.reconnects.Add(1)
-	return nil
+	return errors.Join(errs...)
 }
 
-// connect opens a WebSocket, joins and publishes.
-func (c *Client) connect(ctx context.Context) error {
-	u := strings.Replace(strings.Replace(c.opts.URL, "https://", "wss://", 1), "http://", "ws://", 1) + "/ws"
+// connect opens a WebSocket to the server at base, joins and publishes.
+func (c *Client) connect(ctx context.Context, base string) error {
+	u := strings.Replace(strings.Replace(base, "https://", "wss://", 1), "http://", "ws://", 1) + "/ws"
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer "+c.opts.Token)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -301,7 +311,7 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("welcome: %w", err)
 	}
 	c.mu.Lock()
-	c.welcome = w
+	c.welcome, c.url = w, base
 	c.mu.Unlock()
 	if c.micOff.Load() { // a reconnect keeps the microphone state
 		if _, err := c.Send(wire.TypeMuteState, wire.MuteStateMsg{Audio: false, Video: !c.opts.NoVideo}); err != nil {
@@ -314,6 +324,24 @@ func (c *Client) connect(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// NodeURLs are the addresses a reconnect tries in order: the last welcome's
+// node_urls (a standby pair), or Options.URL.
+func (c *Client) NodeURLs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.welcome.NodeURLs) > 0 {
+		return slices.Clone(c.welcome.NodeURLs)
+	}
+	return []string{c.opts.URL}
+}
+
+// ServerURL is the base URL of the server the client last joined.
+func (c *Client) ServerURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.url
 }
 
 // Welcome returns the last welcome message.

@@ -87,6 +87,7 @@
  * @property {Snapshot} state
  * @property {ICEServer[]} [ice_servers] embedded TURN, when enabled
  * @property {string} [district] a district-scoped staff console's district
+ * @property {string[]} [node_urls] the node's addresses in order (a standby pair)
  *
  * @typedef {Object} ICEServer
  * @property {string[]} urls
