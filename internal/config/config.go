@@ -27,6 +27,7 @@ type Config struct {
 	Recording Recording `yaml:"recording"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
+	Parent    Parent    `yaml:"parent"`
 }
 
 // Metrics configures the Prometheus endpoint. It names endpoints and their
@@ -211,6 +212,9 @@ func (c Config) Validate() error {
 		return errors.New("database.journal_path is empty (the audit journal is required)")
 	}
 	if err := c.Recording.validate(); err != nil {
+		return err
+	}
+	if err := c.Parent.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Format {
