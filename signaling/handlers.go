@@ -92,7 +92,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 	if c.p.IsEndpoint() {
 		c.code = c.p.EndpointCode
 		c.role = wire.RoleEndpoint
-		if c.code == CommandCode { // the command room's device: console and program
+		if c.code == c.svc.room.root { // the command room's device: console and program
 			c.role, c.program = wire.RoleConsole, true
 		} else if m.Role == wire.RoleConsole {
 			return perr(wire.ErrForbidden, "only the command room may join as a console")
@@ -105,7 +105,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 		if !c.p.Can(auth.CapRead) {
 			return perr(wire.ErrForbidden, "your role cannot watch the session")
 		}
-		c.code, c.role = CommandCode, wire.RoleConsole
+		c.code, c.role = c.svc.room.root, wire.RoleConsole
 		c.scope = c.svc.scopeOf(c.p)
 		c.leader = c.p.Can(auth.CapRunSession)
 		c.program = c.leader
@@ -271,7 +271,7 @@ func onMuteState(c *conn, _ string, m *wire.MuteStateMsg) error {
 }
 
 func onRaiseHand(c *conn, _ string, _ *wire.Empty) error {
-	if c.staffID != 0 || c.code == CommandCode {
+	if c.staffID != 0 || c.code == c.svc.room.root {
 		return perr(wire.ErrForbidden, "only endpoints raise hands")
 	}
 	if e := c.svc.room.setHand(c.code, true); e != "" {

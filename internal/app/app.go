@@ -120,7 +120,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 		Media:     mediaEngine{a.Media},
 		TURN:      turn,
 		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins,
-			OutageIncidentAfter: cfg.Live.OutageIncidentAfter, RecordPrivateLine: cfg.Recording.PrivateLine}}); err != nil {
+			OutageIncidentAfter: cfg.Live.OutageIncidentAfter, RecordPrivateLine: cfg.Recording.PrivateLine,
+			RootCode: cfg.Roster.ProvinceCode}}); err != nil {
 		return nil, err
 	}
 	connectMedia(a.Media, a.Live.MediaHooks())
