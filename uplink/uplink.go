@@ -9,7 +9,8 @@
 // connection is retried with a capped, jittered back-off. Its state is logged,
 // exported as a gauge and readable by the node (Status).
 //
-// Along it, for now: the node's own turnout figure goes up (turnout.go).
+// Along it, for now: the node's own turnout figure goes up, through the parent's
+// REST API with the same credential (turnout.go).
 package uplink
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -46,6 +48,11 @@ type Config struct {
 
 	ReconnectMin, ReconnectMax time.Duration // back-off bounds (defaults 500 ms, 30 s)
 
+	// Figure, if set, reads the node's own turnout (ok false: nothing to report
+	// yet); the uplink reports it to the parent every TurnoutInterval it changed.
+	Figure          func(context.Context) (f Figure, ok bool, err error)
+	TurnoutInterval time.Duration // default 1 s
+
 	// Client, if set, adjusts the protocol client's options before each dial
 	// (tests: loopback interfaces).
 	Client func(*client.Options)
@@ -60,6 +67,9 @@ type Status struct {
 	Dials      int       `json:"dials"`                // connections made (the first and every new one)
 	LastError  string    `json:"last_error,omitempty"` // why the last attempt or link failed
 	ParentCode string    `json:"parent_code,omitempty"`
+	// TurnoutVoted and TurnoutAsOf are the last figure the parent accepted.
+	TurnoutVoted int64     `json:"turnout_voted"`
+	TurnoutAsOf  time.Time `json:"turnout_as_of,omitzero"`
 }
 
 // Uplink keeps one node's link to its parent.
@@ -71,6 +81,8 @@ type Uplink struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	wg     sync.WaitGroup // side loops (turnout)
+	http   *http.Client
 
 	mu     sync.Mutex
 	cli    *client.Client // current protocol client; nil while connecting
@@ -85,10 +97,14 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 	if cfg.ReconnectMin <= 0 {
 		cfg.ReconnectMin = 500 * time.Millisecond
 	}
+	if cfg.TurnoutInterval <= 0 {
+		cfg.TurnoutInterval = time.Second
+	}
 	if cfg.ReconnectMax < cfg.ReconnectMin {
 		cfg.ReconnectMax = max(30*time.Second, cfg.ReconnectMin)
 	}
 	u := &Uplink{cfg: cfg, log: log.With("uplink", cfg.URL, "code", cfg.Code), done: make(chan struct{}),
+		http: &http.Client{Timeout: 10 * time.Second},
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "opscenter_uplink_state",
 			Help: "The link to the parent node: -1 stopped, 0 connecting, 1 joined, 2 connected (media up)."}),
 		status: Status{Parent: cfg.URL, Code: cfg.Code, State: StateConnecting, Since: time.Now()}}
@@ -99,6 +115,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	go u.run()
+	if cfg.Figure != nil {
+		u.wg.Add(1)
+		go u.runTurnout()
+	}
 	return u, nil
 }
 
@@ -121,6 +141,7 @@ func (u *Uplink) Client() *client.Client {
 func (u *Uplink) Close() {
 	u.cancel()
 	<-u.done
+	u.wg.Wait()
 }
 
 func (u *Uplink) setState(st string, err error) {

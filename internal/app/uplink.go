@@ -1,10 +1,12 @@
 package app
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/uplink"
 )
 
@@ -16,10 +18,25 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 		return nil
 	}
 	u, err := uplink.New(uplink.Config{URL: p.URL, Token: p.Token(), Code: a.Config.Roster.ProvinceCode,
-		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax}, a.Log, reg)
+		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax,
+		Figure: a.ownFigure, TurnoutInterval: p.TurnoutInterval}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
 	a.Uplink = u
 	return nil
+}
+
+// ownFigure is this node's roll-up at its root: the figure its uplink reports
+// as this unit's, by itself, at the parent. Nothing before the first report.
+func (a *App) ownFigure(ctx context.Context) (uplink.Figure, bool, error) {
+	pic, err := a.Store.Turnout(ctx, store.TurnoutQuery{Code: a.Config.Roster.ProvinceCode})
+	if err != nil {
+		return uplink.Figure{}, false, fmt.Errorf("own turnout: %w", err)
+	}
+	if pic.SessionID == nil || len(pic.Units) != 1 || pic.Units[0].LastReportAt == nil {
+		return uplink.Figure{}, false, nil
+	}
+	u := pic.Units[0]
+	return uplink.Figure{Voted: u.Voted, AsOf: *u.LastReportAt, Complete: u.Complete}, true, nil
 }
