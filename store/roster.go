@@ -16,7 +16,7 @@ const (
 	KindProvince = "province"
 	// KindNation is the root of a national roster (code "00"): its children are
 	// provinces, each of which is a node of its own (DESIGN.md, beyond one machine).
-	KindNation = "nation"
+	KindNation   = "nation"
 	KindDistrict = "district"
 	KindCommune  = "commune"
 )
