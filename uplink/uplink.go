@@ -9,8 +9,10 @@
 // connection is retried with a capped, jittered back-off. Its state is logged,
 // exported as a gauge and readable by the node (Status).
 //
-// Along it, for now: the node's own turnout figure goes up, through the parent's
-// REST API with the same credential (turnout.go).
+// Along it, for now: the parent's program comes down and, when the node's
+// leaders choose it, becomes the node's program through the node's own WHIP
+// ingest (relay.go); the node's own turnout figure goes up, through the
+// parent's REST API with the same credential (turnout.go).
 package uplink
 
 import (
@@ -21,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v3"
@@ -53,6 +56,10 @@ type Config struct {
 	Figure          func(context.Context) (f Figure, ok bool, err error)
 	TurnoutInterval time.Duration // default 1 s
 
+	// PublishProgram, if set, lets the node take the parent's program as its
+	// own (SetProgramSource): the relay is published into the node with it.
+	PublishProgram PublishFunc
+
 	// Client, if set, adjusts the protocol client's options before each dial
 	// (tests: loopback interfaces).
 	Client func(*client.Options)
@@ -67,6 +74,9 @@ type Status struct {
 	Dials      int       `json:"dials"`                // connections made (the first and every new one)
 	LastError  string    `json:"last_error,omitempty"` // why the last attempt or link failed
 	ParentCode string    `json:"parent_code,omitempty"`
+	// ProgramSource is what the node's endpoints see as the program: SourceOwn
+	// or SourceParent.
+	ProgramSource string `json:"program_source"`
 	// TurnoutVoted and TurnoutAsOf are the last figure the parent accepted.
 	TurnoutVoted int64     `json:"turnout_voted"`
 	TurnoutAsOf  time.Time `json:"turnout_as_of,omitzero"`
@@ -82,6 +92,9 @@ type Uplink struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	wg     sync.WaitGroup // side loops (turnout)
+
+	progMu sync.Mutex            // serialises SetProgramSource
+	relay  atomic.Pointer[relay] // the parent's program into the node; nil: own program
 	http   *http.Client
 
 	mu     sync.Mutex
@@ -107,7 +120,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 		http: &http.Client{Timeout: 10 * time.Second},
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "opscenter_uplink_state",
 			Help: "The link to the parent node: -1 stopped, 0 connecting, 1 joined, 2 connected (media up)."}),
-		status: Status{Parent: cfg.URL, Code: cfg.Code, State: StateConnecting, Since: time.Now()}}
+		status: Status{Parent: cfg.URL, Code: cfg.Code, State: StateConnecting, Since: time.Now(), ProgramSource: SourceOwn}}
 	if reg != nil {
 		if err := reg.Register(u.gauge); err != nil {
 			return nil, fmt.Errorf("uplink gauge: %w", err)
@@ -142,6 +155,7 @@ func (u *Uplink) Close() {
 	u.cancel()
 	<-u.done
 	u.wg.Wait()
+	_ = u.SetProgramSource(SourceOwn)
 }
 
 func (u *Uplink) setState(st string, err error) {
@@ -207,7 +221,7 @@ func (u *Uplink) dial() (*client.Client, error) {
 		NoAudio: true, NoVideo: true,
 		AllInterface: true, NetworkTypes: []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4},
 		AutoReconnect: true, ReconnectMin: u.cfg.ReconnectMin, ReconnectMax: u.cfg.ReconnectMax,
-		Log: u.log}
+		OnRTP: u.onRTP, Log: u.log}
 	if u.cfg.Client != nil {
 		u.cfg.Client(&o)
 	}

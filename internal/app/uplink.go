@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/uplink"
 )
@@ -19,7 +20,7 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 	}
 	u, err := uplink.New(uplink.Config{URL: p.URL, Token: p.Token(), Code: a.Config.Roster.ProvinceCode,
 		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax,
-		Figure: a.ownFigure, TurnoutInterval: p.TurnoutInterval}, a.Log, reg)
+		Figure: a.ownFigure, TurnoutInterval: p.TurnoutInterval, PublishProgram: a.publishProgram}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
@@ -39,4 +40,15 @@ func (a *App) ownFigure(ctx context.Context) (uplink.Figure, bool, error) {
 	}
 	u := pic.Units[0]
 	return uplink.Figure{Voted: u.Voted, AsOf: *u.LastReportAt, Complete: u.Complete}, true, nil
+}
+
+// publishProgram publishes the uplink's relay of the parent's program through
+// this node's WHIP ingest, as the command room's device (endpoint root): the
+// newest program publisher, until it stops.
+func (a *App) publishProgram(offer string) (string, func(), error) {
+	m, err := a.Live.StartWHIP(auth.Principal{EndpointCode: a.Config.Roster.ProvinceCode}, offer)
+	if err != nil {
+		return "", nil, err
+	}
+	return m.Answer(), m.Close, nil
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/rtp"
 	"github.com/pion/transport/v2"
 	"github.com/pion/webrtc/v3"
 
@@ -90,6 +91,12 @@ type Options struct {
 	// MediaLossGrace is how long a media leg may be down before an ICE restart
 	// (default 3 s).
 	MediaLossGrace time.Duration
+
+	// OnRTP, if set, is given every packet the client receives, after it is
+	// recorded, with its slot (track id). It runs on the track's reader: it must
+	// not block, and must copy what it keeps (the packet is reused). A node's
+	// uplink relays the parent's program with it.
+	OnRTP func(slot string, p *rtp.Packet)
 
 	Log *slog.Logger
 }
