@@ -74,6 +74,7 @@ var handlers = map[string]handler{
 	wire.TypeRollCallStop:     leader(onRollCallStop),
 	wire.TypeRemove:           leader(onRemove),
 	wire.TypeSessionEnd:       leader(onSessionEnd),
+	wire.TypeProgramSource:    leader(onProgramSource),
 }
 
 // ---- connection and media ----
@@ -140,6 +141,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 		c.send(wire.TypeReplaced, "", wire.ReplacedMsg{You: "new", Reason: "an older device with the same credential was disconnected"})
 	}
 	c.svc.room.welcome(c, id, old != nil, c.svc.iceServers(c.peerID))
+	c.sendUplink()
 	c.negotiate(false)
 	return nil
 }

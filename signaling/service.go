@@ -132,6 +132,9 @@ type Service struct {
 	// Floor-switch and reconcile timing, for logs and tests.
 	lastReconcile atomic.Int64 // ns
 
+	uplinkMu sync.Mutex
+	uplink   Uplink // the link to the parent node (uplink.go); nil for a root node
+
 	turnSecret, turnHost string
 	turnUser, turnPass   string
 

@@ -1,6 +1,7 @@
 package uplink_test
 
 import (
+	"encoding/json"
 	"slices"
 	"sync"
 	"testing"
@@ -74,7 +75,23 @@ func TestParentProgramReachesCommune(t *testing.T) {
 	tr := startTree(t)
 	waitUp(t, tr, "join", 20*time.Second)
 	startSession(t, tr.parent.User("nat-lead", auth.RoleLeader), "Bầu cử 23/5/2021 (toàn quốc)")
-	startSession(t, tr.child.User("qn-lead", auth.RoleLeader), "Bầu cử 23/5/2021 (Quảng Ninh)")
+	lead := tr.child.User("qn-lead", auth.RoleLeader)
+	startSession(t, lead, "Bầu cử 23/5/2021 (Quảng Ninh)")
+	// The province's leader at the console: the switch is a protocol message.
+	console, err := client.Dial(t.Context(), client.Options{URL: tr.child.URL(), Token: lead.Token, Role: wire.RoleConsole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(console.Close)
+	uplinkMsg := func(src string) func(wire.Envelope) bool {
+		return func(e wire.Envelope) bool {
+			var m wire.UplinkMsg
+			return json.Unmarshal(e.Payload, &m) == nil && m.ProgramSource == src && m.Code == "22" && m.State == uplink.StateConnected
+		}
+	}
+	if _, err := console.WaitMessage(wire.TypeUplink, time.Time{}, 5*time.Second, uplinkMsg(uplink.SourceOwn)); err != nil {
+		t.Fatalf("the console is told the uplink's state after welcome: %v", err)
+	}
 
 	// The nation's command room (00) and the province's (22) publish programs.
 	dialT(t, tr.parent, "00", client.Options{Role: wire.RoleConsole, Publish: true, NoAudio: true})
@@ -101,9 +118,21 @@ func TestParentProgramReachesCommune(t *testing.T) {
 		t.Fatal("the parent's program reached the commune before the switch")
 	}
 
-	switched := time.Now()
-	if err := tr.child.Uplink.SetProgramSource(uplink.SourceParent); err != nil {
+	// A commune may not switch the province's program.
+	since := time.Now()
+	if _, err := commune.Send(wire.TypeProgramSource, wire.ProgramSourceMsg{Source: uplink.SourceParent}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := commune.WaitError(wire.ErrForbidden, since, 5*time.Second); err != nil {
+		t.Fatalf("a commune's program_source: %v", err)
+	}
+
+	switched := time.Now()
+	if _, err := console.Send(wire.TypeProgramSource, wire.ProgramSourceMsg{Source: uplink.SourceParent}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := console.WaitMessage(wire.TypeUplink, switched, 10*time.Second, uplinkMsg(uplink.SourceParent)); err != nil {
+		t.Fatalf("the console is told of the switch: %v", err)
 	}
 	t.Logf("switch to the parent's program → first packet at the commune: %v", waitProgram("00", switched, "parent's program"))
 	if st := tr.child.Uplink.Status(); st.ProgramSource != uplink.SourceParent {
@@ -128,11 +157,29 @@ func TestParentProgramReachesCommune(t *testing.T) {
 	}
 
 	back := time.Now()
-	if err := tr.child.Uplink.SetProgramSource(uplink.SourceOwn); err != nil {
+	if _, err := console.Send(wire.TypeProgramSource, wire.ProgramSourceMsg{Source: uplink.SourceOwn}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("switch back → the command room's program at the commune: %v", waitProgram("22", back, "own program again"))
 	if tr.child.Uplink.Status().ProgramSource != uplink.SourceOwn {
 		t.Fatal("status still says parent")
+	}
+	// Both switches are in the province's audit log, by the leader.
+	n := 0
+	err = client.WaitFor(func() bool { // the journal writes live-session events behind the action
+		evs, err := tr.child.Store.EventsAfter(t.Context(), 0, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = 0
+		for _, e := range evs {
+			if e.Action == "program.source" && e.Actor == "user:qn-lead" {
+				n++
+			}
+		}
+		return n == 2
+	}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("program.source events by the leader: %d, want 2", n)
 	}
 }

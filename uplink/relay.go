@@ -13,12 +13,13 @@ import (
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/signaling"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // Program sources of a node: what its endpoints see as the program.
 const (
-	SourceOwn    = "own"    // the node's own command room (the default)
-	SourceParent = "parent" // the parent's program, relayed down the uplink
+	SourceOwn    = wire.ProgramSourceOwn    // the node's own command room (the default)
+	SourceParent = wire.ProgramSourceParent // the parent's program, relayed down the uplink
 )
 
 // PublishFunc publishes a WHIP offer into this node as its program (the node's
@@ -69,6 +70,7 @@ func (u *Uplink) SetProgramSource(src string) error {
 	u.status.ProgramSource = src
 	u.mu.Unlock()
 	u.log.Info("uplink: program source", "source", src)
+	u.changed()
 	return nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/wire"
 )
 
 // States of the link, as Status reports them and the gauge numbers them.
@@ -59,6 +60,10 @@ type Config struct {
 	// PublishProgram, if set, lets the node take the parent's program as its
 	// own (SetProgramSource): the relay is published into the node with it.
 	PublishProgram PublishFunc
+
+	// OnChange, if set, is called after the state or the program source
+	// changed (the node's consoles are told: signaling.Service.UplinkChanged).
+	OnChange func()
 
 	// Client, if set, adjusts the protocol client's options before each dial
 	// (tests: loopback interfaces).
@@ -142,6 +147,18 @@ func (u *Uplink) Status() Status {
 	return u.status
 }
 
+// UplinkState is the link as the node's consoles see it (signaling.Uplink).
+func (u *Uplink) UplinkState() wire.UplinkMsg {
+	st := u.Status()
+	return wire.UplinkMsg{Parent: st.Parent, Code: st.Code, State: st.State, ProgramSource: st.ProgramSource}
+}
+
+func (u *Uplink) changed() {
+	if u.cfg.OnChange != nil {
+		u.cfg.OnChange()
+	}
+}
+
 // Client returns the current protocol client (nil while connecting). Its
 // methods are safe to call while the uplink runs; the uplink owns its life.
 func (u *Uplink) Client() *client.Client {
@@ -171,6 +188,7 @@ func (u *Uplink) setState(st string, err error) {
 	u.gauge.Set(gaugeValue[st])
 	if changed {
 		u.log.Info("uplink state", "state", st, "err", err)
+		u.changed()
 	}
 }
 

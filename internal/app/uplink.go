@@ -20,11 +20,13 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 	}
 	u, err := uplink.New(uplink.Config{URL: p.URL, Token: p.Token(), Code: a.Config.Roster.ProvinceCode,
 		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax,
-		Figure: a.ownFigure, TurnoutInterval: p.TurnoutInterval, PublishProgram: a.publishProgram}, a.Log, reg)
+		Figure: a.ownFigure, TurnoutInterval: p.TurnoutInterval, PublishProgram: a.publishProgram,
+		OnChange: a.Live.UplinkChanged}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
 	a.Uplink = u
+	a.Live.SetUplink(u)
 	return nil
 }
 
