@@ -31,7 +31,7 @@ func startTree(t *testing.T) *tree {
 	link := p.URL() + "/join#t=" + p.Endpoint("22").Token
 	c := apptest.Start(t, func(c *config.Config) {
 		c.Parent = config.Parent{URL: p.URL(), JoinLink: link,
-			ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second, TurnoutInterval: 200 * time.Millisecond}
+			ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second, SyncInterval: 200 * time.Millisecond}
 	})
 	return &tree{parent: p, child: c, link: link}
 }

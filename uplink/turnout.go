@@ -42,7 +42,7 @@ func (u *Uplink) figureID(f Figure) string {
 func (u *Uplink) runTurnout() {
 	defer u.wg.Done()
 	var sent Figure // the last figure the parent accepted (or refused for good)
-	t := time.NewTicker(u.cfg.TurnoutInterval)
+	t := time.NewTicker(u.cfg.SyncInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -53,9 +53,13 @@ type Config struct {
 	ReconnectMin, ReconnectMax time.Duration // back-off bounds (defaults 500 ms, 30 s)
 
 	// Figure, if set, reads the node's own turnout (ok false: nothing to report
-	// yet); the uplink reports it to the parent every TurnoutInterval it changed.
-	Figure          func(context.Context) (f Figure, ok bool, err error)
-	TurnoutInterval time.Duration // default 1 s
+	// yet); the uplink reports it to the parent every SyncInterval it changed.
+	Figure       func(context.Context) (f Figure, ok bool, err error)
+	SyncInterval time.Duration // default 1 s
+
+	// Directives, if set, brings the parent's directives into the node's log
+	// and answers their receipts from it, every SyncInterval (directives.go).
+	Directives Directives
 
 	// PublishProgram, if set, lets the node take the parent's program as its
 	// own (SetProgramSource): the relay is published into the node with it.
@@ -102,6 +106,8 @@ type Uplink struct {
 	relay  atomic.Pointer[relay] // the parent's program into the node; nil: own program
 	http   *http.Client
 
+	received map[string]bool // directive ids already in the node's log (runDirectives only)
+
 	mu     sync.Mutex
 	cli    *client.Client // current protocol client; nil while connecting
 	status Status
@@ -115,14 +121,14 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 	if cfg.ReconnectMin <= 0 {
 		cfg.ReconnectMin = 500 * time.Millisecond
 	}
-	if cfg.TurnoutInterval <= 0 {
-		cfg.TurnoutInterval = time.Second
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Second
 	}
 	if cfg.ReconnectMax < cfg.ReconnectMin {
 		cfg.ReconnectMax = max(30*time.Second, cfg.ReconnectMin)
 	}
 	u := &Uplink{cfg: cfg, log: log.With("uplink", cfg.URL, "code", cfg.Code), done: make(chan struct{}),
-		http: &http.Client{Timeout: 10 * time.Second},
+		http: &http.Client{Timeout: 10 * time.Second}, received: map[string]bool{},
 		gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "opscenter_uplink_state",
 			Help: "The link to the parent node: -1 stopped, 0 connecting, 1 joined, 2 connected (media up)."}),
 		status: Status{Parent: cfg.URL, Code: cfg.Code, State: StateConnecting, Since: time.Now(), ProgramSource: SourceOwn}}
@@ -136,6 +142,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 	if cfg.Figure != nil {
 		u.wg.Add(1)
 		go u.runTurnout()
+	}
+	if cfg.Directives != nil {
+		u.wg.Add(1)
+		go u.runDirectives()
 	}
 	return u, nil
 }

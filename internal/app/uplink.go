@@ -20,8 +20,9 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 	}
 	u, err := uplink.New(uplink.Config{URL: p.URL, Token: p.Token(), Code: a.Config.Roster.ProvinceCode,
 		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax,
-		Figure: a.ownFigure, TurnoutInterval: p.TurnoutInterval, PublishProgram: a.publishProgram,
-		OnChange: a.Live.UplinkChanged}, a.Log, reg)
+		Figure: a.ownFigure, SyncInterval: p.SyncInterval, PublishProgram: a.publishProgram,
+		OnChange:   a.Live.UplinkChanged,
+		Directives: uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode}}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
@@ -53,4 +54,30 @@ func (a *App) publishProgram(offer string) (string, func(), error) {
 		return "", nil, err
 	}
 	return m.Answer(), m.Close, nil
+}
+
+// uplinkDirectives is this node's log as the uplink sees it: directives from
+// the parent are received under the parent's id, with one receipt, the root's.
+type uplinkDirectives struct {
+	st   *store.Store
+	root string
+}
+
+func (d uplinkDirectives) Receive(ctx context.Context, p uplink.ParentDirective) error {
+	_, _, err := d.st.ReceiveParentDirective(ctx, d.root, store.ParentDirective{ID: p.ID, IssuedBy: p.IssuedBy,
+		Text: p.Text, DueAt: p.DueAt, CreatedAt: p.CreatedAt})
+	return err
+}
+
+func (d uplinkDirectives) Receipt(ctx context.Context, id string) (uplink.ReceiptState, error) {
+	dir, err := d.st.GetDirective(ctx, id)
+	if err != nil {
+		return uplink.ReceiptState{}, err
+	}
+	for _, r := range dir.Receipts {
+		if r.EndpointCode == d.root {
+			return uplink.ReceiptState{AckedAt: r.AckedAt, Reply: r.Reply, DoneAt: r.DoneAt}, nil
+		}
+	}
+	return uplink.ReceiptState{}, fmt.Errorf("directive %s has no receipt for %s: %w", id, d.root, store.ErrNotFound)
 }

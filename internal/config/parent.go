@@ -22,9 +22,9 @@ type Parent struct {
 	// ReconnectMin and ReconnectMax bound the uplink's back-off; it never gives up.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
-	// TurnoutInterval is how often the node's own turnout figure is compared with
-	// what it last reported upward (a change is sent at once after that).
-	TurnoutInterval time.Duration `yaml:"turnout_interval"`
+	// SyncInterval is how often the uplink compares, with the parent, the
+	// node's own turnout figure and the directives and their receipts.
+	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 
 // Enabled reports whether this node has a parent.
@@ -65,8 +65,8 @@ func (p Parent) validate() error {
 	if p.ReconnectMin <= 0 || p.ReconnectMax < p.ReconnectMin {
 		return errors.New("parent.reconnect_min must be positive and at most parent.reconnect_max")
 	}
-	if p.TurnoutInterval <= 0 {
-		return errors.New("parent.turnout_interval must be positive")
+	if p.SyncInterval <= 0 {
+		return errors.New("parent.sync_interval must be positive")
 	}
 	return nil
 }
