@@ -97,7 +97,8 @@ func (u *Uplink) onRTP(slot string, p *rtp.Packet) {
 	}
 }
 
-func (u *Uplink) startRelay() (*relay, error) {
+// nodeAPI is a Pion API for media with the node's own SFU (WHIP and WHEP).
+func nodeAPI() (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -110,7 +111,32 @@ func (u *Uplink) startRelay() (*relay, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true) // the node's own SFU is usually on this host
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// gatherOffer creates an offer and waits (bounded) for its candidates: WHIP and
+// WHEP here have no trickle.
+func gatherOffer(pc *webrtc.PeerConnection) (string, error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+	case <-time.After(5 * time.Second):
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+func (u *Uplink) startRelay() (*relay, error) {
+	api, err := nodeAPI()
+	if err != nil {
+		return nil, err
+	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err
@@ -137,19 +163,11 @@ func (u *Uplink) startRelay() (*relay, error) {
 		}
 		senders = append(senders, tx.Sender())
 	}
-	offer, err := pc.CreateOffer(nil)
+	offer, err := gatherOffer(pc)
 	if err != nil {
 		return nil, err
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return nil, err
-	}
-	select { // WHIP without trickle: the offer carries our candidates
-	case <-gathered:
-	case <-time.After(5 * time.Second):
-	}
-	answer, stop, err := u.cfg.PublishProgram(pc.LocalDescription().SDP)
+	answer, stop, err := u.cfg.PublishProgram(offer)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	// and answers their receipts from it, every SyncInterval (directives.go).
 	Directives Directives
 
+	// ViewProgram, if set, makes the node's program what the parent sees of
+	// this unit: the uplink publishes it (programup.go).
+	ViewProgram ViewFunc
+
 	// PublishProgram, if set, lets the node take the parent's program as its
 	// own (SetProgramSource): the relay is published into the node with it.
 	PublishProgram PublishFunc
@@ -107,6 +111,7 @@ type Uplink struct {
 	http   *http.Client
 
 	received map[string]bool // directive ids already in the node's log (runDirectives only)
+	up       *programUp      // the node's program going up; nil without ViewProgram
 
 	mu     sync.Mutex
 	cli    *client.Client // current protocol client; nil while connecting
@@ -146,6 +151,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 	if cfg.Directives != nil {
 		u.wg.Add(1)
 		go u.runDirectives()
+	}
+	if cfg.ViewProgram != nil {
+		u.up = &programUp{}
+		u.up.src = &client.Source{OnKeyframe: u.up.keyframe}
+		u.wg.Add(1)
+		go u.runProgramUp(u.up)
 	}
 	return u, nil
 }
@@ -250,6 +261,9 @@ func (u *Uplink) dial() (*client.Client, error) {
 		AllInterface: true, NetworkTypes: []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4},
 		AutoReconnect: true, ReconnectMin: u.cfg.ReconnectMin, ReconnectMax: u.cfg.ReconnectMax,
 		OnRTP: u.onRTP, Log: u.log}
+	if u.up != nil {
+		o.Publish, o.Source, o.NoVideo, o.NoAudio = true, u.up.src, false, false
+	}
 	if u.cfg.Client != nil {
 		u.cfg.Client(&o)
 	}

@@ -21,8 +21,9 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 	u, err := uplink.New(uplink.Config{URL: p.URL, Token: p.Token(), Code: a.Config.Roster.ProvinceCode,
 		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax,
 		Figure: a.ownFigure, SyncInterval: p.SyncInterval, PublishProgram: a.publishProgram,
-		OnChange:   a.Live.UplinkChanged,
-		Directives: uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode}}, a.Log, reg)
+		OnChange:    a.Live.UplinkChanged,
+		ViewProgram: a.viewProgram,
+		Directives:  uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode}}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
@@ -43,6 +44,16 @@ func (a *App) ownFigure(ctx context.Context) (uplink.Figure, bool, error) {
 	}
 	u := pic.Units[0]
 	return uplink.Figure{Voted: u.Voted, AsOf: *u.LastReportAt, Complete: u.Complete}, true, nil
+}
+
+// viewProgram is the uplink's WHEP viewer of this node's program (what the
+// parent sees of this unit), through this node's ingest, as an observer.
+func (a *App) viewProgram(offer string) (string, func(), error) {
+	m, err := a.Live.StartWHEP(auth.Principal{Username: "uplink", Role: auth.RoleObserver}, offer, false)
+	if err != nil {
+		return "", nil, err
+	}
+	return m.Answer(), m.Close, nil
 }
 
 // publishProgram publishes the uplink's relay of the parent's program through

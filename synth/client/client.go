@@ -97,6 +97,9 @@ type Options struct {
 	// not block, and must copy what it keeps (the packet is reused). A node's
 	// uplink relays the parent's program with it.
 	OnRTP func(slot string, p *rtp.Packet)
+	// Source, if set with Publish, is published instead of the synthetic media
+	// (one VP8 layer and Opus from elsewhere; Layers, FPS and NoAudio do not apply).
+	Source *Source
 
 	Log *slog.Logger
 }
@@ -177,6 +180,9 @@ func (c *Client) keyframe(ssrc uint32) {
 	c.mu.Unlock()
 	if s != nil {
 		s.keyframe(ssrc)
+	}
+	if c.opts.Source != nil {
+		c.opts.Source.keyframe()
 	}
 }
 
@@ -309,7 +315,11 @@ func (c *Client) connect(ctx context.Context) error {
 			return err
 		}
 	}
-	if c.opts.Publish {
+	if c.opts.Publish && c.opts.Source != nil {
+		if err := s.publishSource(w.Code, c.opts.Source); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	} else if c.opts.Publish {
 		if err := s.publish(w.Code); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
