@@ -143,6 +143,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 		}
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	if cfg.ViewProgram != nil { // before run: its dials publish it
+		u.up = &programUp{}
+		u.up.src = &client.Source{OnKeyframe: u.up.keyframe}
+		u.wg.Add(1)
+		go u.runProgramUp(u.up)
+	}
 	go u.run()
 	if cfg.Figure != nil {
 		u.wg.Add(1)
@@ -151,12 +157,6 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 	if cfg.Directives != nil {
 		u.wg.Add(1)
 		go u.runDirectives()
-	}
-	if cfg.ViewProgram != nil {
-		u.up = &programUp{}
-		u.up.src = &client.Source{OnKeyframe: u.up.keyframe}
-		u.wg.Add(1)
-		go u.runProgramUp(u.up)
 	}
 	return u, nil
 }
