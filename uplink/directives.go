@@ -129,8 +129,8 @@ func (u *Uplink) call(ctx context.Context, method, path string, body, out any) e
 	return nil
 }
 
-// runDirectives syncs directives every SyncInterval while the node runs.
-func (u *Uplink) runDirectives() {
+// runSync syncs directives and escalations every SyncInterval while the node runs.
+func (u *Uplink) runSync() {
 	defer u.wg.Done()
 	t := time.NewTicker(u.cfg.SyncInterval)
 	defer t.Stop()
@@ -142,11 +142,19 @@ func (u *Uplink) runDirectives() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
-		err := u.syncDirectives(ctx)
+		var err error
+		if u.cfg.Directives != nil {
+			err = u.syncDirectives(ctx)
+		}
+		if u.cfg.Escalations != nil {
+			if e := u.syncEscalations(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
 		cancel()
 		switch {
 		case err != nil && u.ctx.Err() == nil && err.Error() != lastErr:
-			u.log.Warn("uplink: directives not in sync", "err", err) // once per distinct error
+			u.log.Warn("uplink: not in sync with the parent", "err", err) // once per distinct error
 			lastErr = err.Error()
 		case err == nil:
 			lastErr = ""

@@ -60,6 +60,9 @@ type Config struct {
 	// Directives, if set, brings the parent's directives into the node's log
 	// and answers their receipts from it, every SyncInterval (directives.go).
 	Directives Directives
+	// Escalations, if set, delivers the node's escalated incidents to the
+	// parent, every SyncInterval (escalations.go).
+	Escalations Escalations
 
 	// ViewProgram, if set, makes the node's program what the parent sees of
 	// this unit: the uplink publishes it (programup.go).
@@ -154,9 +157,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 		u.wg.Add(1)
 		go u.runTurnout()
 	}
-	if cfg.Directives != nil {
+	if cfg.Directives != nil || cfg.Escalations != nil {
 		u.wg.Add(1)
-		go u.runDirectives()
+		go u.runSync()
 	}
 	return u, nil
 }

@@ -23,7 +23,8 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 		Figure: a.ownFigure, SyncInterval: p.SyncInterval, PublishProgram: a.publishProgram,
 		OnChange:    a.Live.UplinkChanged,
 		ViewProgram: a.viewProgram,
-		Directives:  uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode}}, a.Log, reg)
+		Directives:  uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode},
+		Escalations: uplinkEscalations{a.Store}}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
@@ -91,4 +92,25 @@ func (d uplinkDirectives) Receipt(ctx context.Context, id string) (uplink.Receip
 		}
 	}
 	return uplink.ReceiptState{}, fmt.Errorf("directive %s has no receipt for %s: %w", id, d.root, store.ErrNotFound)
+}
+
+// uplinkEscalations are this node's incidents escalated to the parent.
+type uplinkEscalations struct{ st *store.Store }
+
+func (e uplinkEscalations) Pending(ctx context.Context) ([]uplink.Escalation, error) {
+	list, err := e.st.PendingEscalations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uplink.Escalation, len(list))
+	for i, x := range list {
+		in := x.Incident
+		out[i] = uplink.Escalation{ID: in.ID, Category: in.Category, Severity: in.Severity, Title: in.Title,
+			Body: in.Body, OccurredAt: in.OccurredAt}
+	}
+	return out, nil
+}
+
+func (e uplinkEscalations) Delivered(ctx context.Context, id string) error {
+	return e.st.EscalationDelivered(ctx, id)
 }
