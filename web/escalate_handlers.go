@@ -17,13 +17,13 @@ func (s *Server) escalationRoutes(api *gin.RouterGroup) {
 // whole node: district-scoped staff may not. Escalating again is a 200 with the
 // escalation as it is.
 func (s *Server) escalateIncident(c *gin.Context) {
-	if !s.Config.Parent.Enabled() {
-		fail(c, http.StatusConflict, "no_parent", "this node has no parent to escalate to", "")
-		return
-	}
 	p := principal(c)
 	if p.Scoped() {
 		fail(c, http.StatusForbidden, "forbidden", "the province escalates to the parent, not a district", "")
+		return
+	}
+	if !s.Config.Parent.Enabled() {
+		fail(c, http.StatusConflict, "no_parent", "this node has no parent to escalate to", "")
 		return
 	}
 	out, created, err := s.Store.EscalateIncident(c.Request.Context(), p.Actor(), c.Param("id"))
