@@ -39,7 +39,7 @@ func TestNationalRoster(t *testing.T) {
 
 	for _, bad := range []string{
 		"code\tname\tkind\tunit_type\tparent_code\n00\tViệt Nam\tnation\tQuốc gia\t\n22\tTỉnh Quảng Ninh\tprovince\tTỉnh\t01\n", // parent not the nation
-		"code\tname\tkind\tunit_type\tparent_code\n00\tViệt Nam\tnation\tQuốc gia\t22\n",                                   // a nation has no parent
+		"code\tname\tkind\tunit_type\tparent_code\n00\tViệt Nam\tnation\tQuốc gia\t22\n",                                        // a nation has no parent
 	} {
 		if _, err := store.ParseRoster(strings.NewReader(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
