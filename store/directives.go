@@ -32,20 +32,19 @@ type Targets struct {
 // Directive is an instruction from the command room, expanded at issue time into one
 // receipt per target endpoint.
 type Directive struct {
-	ID          string     `json:"id"`
-	SessionID   string     `json:"session_id"`
-	IssuedBy    string     `json:"issued_by"`
-	Text        string     `json:"text"`
-	Targets     Targets    `json:"targets"`
-	TargetCodes []string   `json:"target_codes,omitempty"`
-	IncidentID  *string    `json:"incident_id"`
-	DueAt       *time.Time `json:"due_at"`
-	CreatedAt   time.Time  `json:"created_at"`
-	// RelayedFrom is the directive this one passes on (one from the parent node).
-	RelayedFrom *string         `json:"relayed_from,omitempty"`
+	ID          string          `json:"id"`
+	SessionID   string          `json:"session_id"`
+	IssuedBy    string          `json:"issued_by"`
+	Text        string          `json:"text"`
+	Targets     Targets         `json:"targets"`
+	TargetCodes []string        `json:"target_codes,omitempty"`
+	IncidentID  *string         `json:"incident_id"`
+	DueAt       *time.Time      `json:"due_at"`
+	CreatedAt   time.Time       `json:"created_at"`
 	Summary     *ReceiptSummary `json:"summary,omitempty"`
 	Receipts    []Receipt       `json:"receipts,omitempty"`
 	Receipt     *Receipt        `json:"receipt,omitempty"` // one endpoint's own, in its list
+	RelayedFrom *string         `json:"relayed_from,omitempty"` // the directive this one passes on (one from the parent node)
 }
 
 // ReceiptSummary counts a directive's receipts by state.
