@@ -30,7 +30,8 @@ type Targets struct {
 }
 
 // Directive is an instruction from the command room, expanded at issue time into one
-// receipt per target endpoint.
+// receipt per target endpoint. RelayedFrom names the directive it passes on (one from the
+// parent node).
 type Directive struct {
 	ID          string          `json:"id"`
 	SessionID   string          `json:"session_id"`
@@ -44,7 +45,7 @@ type Directive struct {
 	Summary     *ReceiptSummary `json:"summary,omitempty"`
 	Receipts    []Receipt       `json:"receipts,omitempty"`
 	Receipt     *Receipt        `json:"receipt,omitempty"` // one endpoint's own, in its list
-	RelayedFrom *string         `json:"relayed_from,omitempty"` // the directive this one passes on (one from the parent node)
+	RelayedFrom *string         `json:"relayed_from,omitempty"`
 }
 
 // ReceiptSummary counts a directive's receipts by state.
