@@ -1,9 +1,12 @@
 package uplink_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/opscenter/opscenter/internal/app/apptest"
+	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/uplink"
 	"github.com/opscenter/opscenter/wire"
@@ -53,4 +56,24 @@ func TestUplinkJoinsAndReconnects(t *testing.T) {
 	tr.restartParent(t)
 	waitUp(t, tr, "after the parent's restart", 30*time.Second)
 	t.Logf("parent restart → uplink connected: %v (status %+v)", time.Since(restarted), tr.child.Uplink.Status())
+}
+
+// A link the parent issued for another unit is never used as that unit.
+func TestUplinkRefusesAnotherUnitsLink(t *testing.T) {
+	p := apptest.Start(t, nationConfig)
+	link := p.URL() + "/join#t=" + p.Endpoint("01").Token
+	c := apptest.Start(t, func(c *config.Config) {
+		c.Parent = config.Parent{URL: p.URL(), JoinLink: link,
+			ReconnectMin: 100 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, SyncInterval: time.Second}
+	})
+	err := client.WaitFor(func() bool { return strings.Contains(c.Uplink.Status().LastError, `not this node's "22"`) }, 10*time.Second)
+	if err != nil {
+		t.Fatalf("status %+v", c.Uplink.Status())
+	}
+	if st := c.Uplink.Status(); st.State != uplink.StateConnecting || st.Dials != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if p.Live.Presence("22") != wire.StateOffline {
+		t.Fatal("22 joined the parent")
+	}
 }
