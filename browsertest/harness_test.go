@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/opscenter/opscenter/auth"
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/store"
 	"github.com/opscenter/opscenter/store/storetest"
 )
@@ -173,18 +174,9 @@ func startServerDSN(t testing.TB, dsn string) *server {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"OPSCENTER_DATABASE_URL="+dsn,
-		fmt.Sprintf("OPSCENTER_HTTP_ADDR=127.0.0.1:%d", port),
-		"OPSCENTER_METRICS_ADDR=127.0.0.1:0", // a free port: parallel servers
-		"OPSCENTER_HTTP_PUBLIC_URL="+url,
-		"OPSCENTER_MEDIA_UDP_PORT=0",
-		"OPSCENTER_MEDIA_TCP_PORT=0",
-		"OPSCENTER_LOG_LEVEL=info",
-		"OPSCENTER_DATABASE_JOURNAL_PATH="+filepath.Join(state, "audit.journal"),
-		"OPSCENTER_LIVE_STATE_PATH="+filepath.Join(state, "live-state.json"),
-		"OPSCENTER_RECORDING_DIR="+filepath.Join(state, "recordings"),
-	)
+	// The harness's settings (free ports, state files in state): parallel servers.
+	cmd.Env = append(os.Environ(), harness.Settings(state, fmt.Sprintf("127.0.0.1:%d", port), "127.0.0.1:0")...)
+	cmd.Env = append(cmd.Env, "OPSCENTER_DATABASE_URL="+dsn, "OPSCENTER_LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

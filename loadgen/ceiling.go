@@ -21,6 +21,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/synth/media"
 )
 
@@ -375,7 +376,7 @@ func runCeiling(ctx context.Context, s *ceilingSender, cfg ceilingConfig) (ceili
 	rep = ceilingReport{Seconds: el, CPUSeconds: (c1 - c0).Seconds(), Packets: pk1 - pk0, PayloadBytes: pb1 - pb0,
 		FanoutP50Us: us(d.Quantile(0.5)), FanoutP99Us: us(d.Quantile(0.99)), FanoutP999Us: us(d.Quantile(0.999)),
 		TotalSent: s.sent.Load(), TotalErrs: s.errs.Load(), Calls: s.calls.Load()}
-	if ps, err := ReadProc(0); err == nil {
+	if ps, err := harness.ReadProc(0); err == nil {
 		rep.RSS, rep.PeakRSS = ps.RSS, ps.PeakR
 	}
 	return rep, nil
@@ -525,7 +526,7 @@ func ceilingRun(ctx context.Context, cfg Config) (Result, error) {
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	cfg.Logf("ceiling: sender on core %d, %d receivers, warm-up %v, window %v", cfg.Server.CPU, cfg.N, cfg.Warmup, cfg.Duration)
-	g0, _ := ReadProc(0)
+	g0, _ := harness.ReadProc(0)
 	t0 := time.Now()
 	out, err := cmd.Output()
 	if err != nil {
@@ -536,7 +537,7 @@ func ceilingRun(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("ceiling sender report: %w", err)
 	}
 	got := rx.waitTotal(rep.TotalSent, 2*time.Second)
-	g1, _ := ReadProc(0)
+	g1, _ := harness.ReadProc(0)
 	el := time.Since(t0).Seconds()
 	if rep.Seconds <= 0 {
 		return res, errors.New("ceiling sender: empty window")

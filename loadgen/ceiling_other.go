@@ -20,6 +20,6 @@ func (p *ceilPlatform) flush(s *ceilingSender) {
 
 // processCPU is this process's CPU time from /proc when there is one.
 func processCPU() time.Duration {
-	ps, _ := ReadProc(0)
+	ps, _ := harness.ReadProc(0)
 	return ps.CPU
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opscenter/opscenter/internal/harness"
 )
 
 // TestSmokeFanout is the short run of the suite: 10 endpoints for 5 s
@@ -22,7 +24,7 @@ func TestSmokeFanout(t *testing.T) {
 	start := time.Now()
 	res, err := Run(ctx, Config{
 		Scenario: "fanout", N: 10, Duration: 5 * time.Second, Warmup: time.Second,
-		Server: ServerOptions{RepoDir: repo, CPU: -1},
+		Server: harness.Options{RepoDir: repo, CPU: -1},
 		Logf:   t.Logf,
 	})
 	if err != nil {
@@ -59,47 +61,5 @@ func TestSmokeFanout(t *testing.T) {
 	t.Logf("loss %.4f, e2e p99 %.1f ms, in-server p99 %.0f µs", res.Loss, res.E2EP99Ms, res.InServerP99Us)
 	if row := MarkdownRow(res); !strings.HasPrefix(row, "| fanout | 10 |") {
 		t.Errorf("markdown row %q", row)
-	}
-}
-
-func TestHist(t *testing.T) {
-	var h Hist
-	for i := 1; i <= 1000; i++ {
-		h.Record(time.Duration(i) * time.Microsecond)
-	}
-	s := h.Snap()
-	if s.Count() != 1000 {
-		t.Fatalf("count %d", s.Count())
-	}
-	for _, c := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}} {
-		got := s.Quantile(c.q)
-		if got < c.want || got > c.want*115/100 {
-			t.Errorf("q%.2f = %v, want about %v", c.q, got, c.want)
-		}
-	}
-	var empty HistSnap
-	if empty.Quantile(0.5) != 0 {
-		t.Error("empty quantile")
-	}
-}
-
-func TestMarkerTime(t *testing.T) {
-	pkt := make([]byte, 12+40)
-	pkt[0] = 0x80
-	payload := pkt[12:]
-	copy(payload[4:], "OPSM")
-	at := time.Unix(1700000000, 123456789)
-	for i := 0; i < 8; i++ {
-		payload[4+16+i] = byte(uint64(at.UnixNano()) >> (56 - 8*i))
-	}
-	got, ok := markerTime(pkt)
-	if !ok || !got.Equal(at) {
-		t.Errorf("markerTime = %v, %v", got, ok)
-	}
-	if _, ok := markerTime(pkt[:14]); ok {
-		t.Error("marker found in a short packet")
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opscenter/opscenter/internal/harness"
+	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -25,7 +27,7 @@ type Config struct {
 	FPS         int           // video frame rate (default 30)
 	Publish     bool          // joinstorm: endpoints also publish
 	JoinWithin  time.Duration // joinstorm: spread of the joins (default 1 s)
-	Server      ServerOptions
+	Server      harness.Options
 	CPUProfile  string // write a server CPU profile of the measurement window here
 	HeapProfile string // write a server heap profile at the end of the window here
 	Logf        func(string, ...any)
@@ -66,10 +68,9 @@ type Result struct {
 
 type run struct {
 	cfg   Config
-	srv   *Server
-	api   *pionAPI
-	stats Stats
-	eps   []*Endpoint
+	srv   *harness.Server
+	meter client.Meter
+	eps   []*endpoint
 	mu    sync.Mutex
 	logf  func(string, ...any)
 }
@@ -109,16 +110,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Scenario == "fanout" || cfg.Scenario == "joinstorm" {
 		so.Communes = cfg.N
 	}
-	srv, err := StartServer(ctx, so)
+	srv, err := harness.Start(ctx, so)
 	if err != nil {
 		return res, err
 	}
 	defer srv.Stop()
-	api, err := newAPI()
-	if err != nil {
-		return res, err
-	}
-	r := &run{cfg: cfg, srv: srv, api: api, logf: cfg.Logf}
+	r := &run{cfg: cfg, srv: srv, logf: cfg.Logf}
 	defer r.closeAll()
 	switch cfg.Scenario {
 	case "fanout":
@@ -159,26 +156,10 @@ func (r *run) closeAll() {
 	wg.Wait()
 }
 
-func (r *run) dial(ctx context.Context, o EndpointOptions) (*Endpoint, error) {
-	o.URL = r.srv.URL
-	o.Stats = &r.stats
-	if o.FPS == 0 {
-		o.FPS = r.cfg.FPS
-	}
-	e, err := Dial(ctx, r.api, o)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.eps = append(r.eps, e)
-	r.mu.Unlock()
-	return e, nil
-}
-
 // dialMany joins codes with bounded parallelism (or spread evenly over
 // within, for the join storm) and returns the endpoints that joined.
-func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within time.Duration) ([]*Endpoint, int) {
-	out := make([]*Endpoint, len(codes))
+func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within time.Duration) ([]*endpoint, int) {
+	out := make([]*endpoint, len(codes))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 24)
 	start := time.Now()
@@ -194,7 +175,7 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 			if within <= 0 {
 				defer func() { <-sem }()
 			}
-			e, err := r.dial(ctx, EndpointOptions{Token: r.srv.Tokens[code], Publish: publish})
+			e, err := r.dial(ctx, client.Options{Token: r.srv.Tokens[code], Publish: publish})
 			if err != nil {
 				r.logf("join %s: %v", code, err)
 				return
@@ -203,7 +184,7 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 		}()
 	}
 	wg.Wait()
-	var ok []*Endpoint
+	var ok []*endpoint
 	for _, e := range out {
 		if e != nil {
 			ok = append(ok, e)
@@ -213,12 +194,12 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 }
 
 // waitMedia waits (bounded) until every endpoint received media.
-func waitMedia(eps []*Endpoint, timeout time.Duration) int {
+func waitMedia(eps []*endpoint, timeout time.Duration) int {
 	deadline := time.Now().Add(timeout)
 	for {
 		missing := 0
 		for _, e := range eps {
-			if e.FirstData.Load() == 0 {
+			if e.FirstMedia().IsZero() {
 				missing++
 			}
 		}
@@ -250,8 +231,8 @@ func (r *run) nonCommand(n int) []string {
 	return out
 }
 
-func (r *run) program(ctx context.Context) (*Endpoint, error) {
-	return r.dial(ctx, EndpointOptions{Token: r.srv.Tokens["22"], Role: wire.RoleConsole, Publish: true, Layers: ProgramLayers})
+func (r *run) program(ctx context.Context) (*endpoint, error) {
+	return r.dial(ctx, client.Options{Token: r.srv.Tokens["22"], Role: wire.RoleConsole, Publish: true, Layers: ProgramLayers})
 }
 
 func (r *run) fanout(ctx context.Context, res *Result) error {
@@ -300,7 +281,7 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	eps, failed := r.dialMany(ctx, codes, true, 0)
 	res.JoinFailed = failed
 	res.Endpoints = len(eps)
-	console, err := r.dial(ctx, EndpointOptions{Token: r.srv.StaffTok, Role: wire.RoleConsole})
+	console, err := r.dial(ctx, client.Options{Token: r.srv.StaffTok, Role: wire.RoleConsole})
 	if err != nil {
 		return fmt.Errorf("leader console: %w", err)
 	}
@@ -308,14 +289,15 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	for i := 0; i < r.cfg.Tiles && i < len(codes); i++ {
 		tiles = append(tiles, wire.TileMsg{Code: codes[i], Visible: true, Size: "small"})
 	}
-	if err := console.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles}); err != nil {
+	if _, err := console.Send(wire.TypeVisibility, wire.VisibilityMsg{Tiles: tiles}); err != nil {
 		return err
 	}
 	floor := 0
 	give := func() error {
 		code := codes[len(codes)-1-floor%len(codes)] // communes first
 		floor++
-		return console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: code})
+		_, err := console.Send(wire.TypeGiveFloor, wire.CodeMsg{Code: code})
+		return err
 	}
 	if err := give(); err != nil {
 		return err
@@ -347,11 +329,11 @@ func (r *run) province(ctx context.Context, res *Result) error {
 	return err
 }
 
-func joinTimes(eps []*Endpoint, res *Result) {
+func joinTimes(eps []*endpoint, res *Result) {
 	var ds []time.Duration
 	for _, e := range eps {
-		if t := e.FirstData.Load(); t != 0 {
-			ds = append(ds, time.Unix(0, t).Sub(e.Start))
+		if t := e.FirstMedia(); !t.IsZero() {
+			ds = append(ds, t.Sub(e.start))
 		}
 	}
 	res.JoinP50Ms = ms(sampleQuantile(ds, 0.5))
@@ -371,12 +353,12 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("server forward stats: %w", err)
 	}
-	p0, err := ReadProc(r.srv.PID)
+	p0, err := harness.ReadProc(r.srv.PID)
 	if err != nil {
 		return err
 	}
-	g0, _ := ReadProc(0)
-	pk0, ex0, d0 := r.stats.Packets.Load(), r.stats.Expected.Load(), r.stats.Delay.Snap()
+	g0, _ := harness.ReadProc(0)
+	pk0, ex0, d0 := r.meter.Packets.Load(), r.meter.Expected.Load(), r.meter.Delay.Snap()
 	t0 := time.Now()
 	var profErr chan error
 	if r.cfg.CPUProfile != "" {
@@ -392,7 +374,7 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 			return ctx.Err()
 		case <-time.After(min(time.Second, time.Until(deadline))):
 		}
-		if p, err := ReadProc(r.srv.PID); err == nil && p.RSS > peakRSS {
+		if p, err := harness.ReadProc(r.srv.PID); err == nil && p.RSS > peakRSS {
 			peakRSS = p.RSS
 		}
 	}
@@ -400,13 +382,13 @@ func (r *run) measure(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	p1, err := ReadProc(r.srv.PID)
+	p1, err := harness.ReadProc(r.srv.PID)
 	if err != nil {
 		return err
 	}
-	g1, _ := ReadProc(0)
+	g1, _ := harness.ReadProc(0)
 	el := time.Since(t0).Seconds()
-	pk1, ex1, d1 := r.stats.Packets.Load(), r.stats.Expected.Load(), r.stats.Delay.Snap()
+	pk1, ex1, d1 := r.meter.Packets.Load(), r.meter.Expected.Load(), r.meter.Delay.Snap()
 	if r.cfg.HeapProfile != "" {
 		if err := r.srv.HeapProfile(ctx, r.cfg.HeapProfile); err != nil {
 			return fmt.Errorf("heap profile: %w", err)

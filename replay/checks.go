@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -96,10 +97,10 @@ func (r *runner) checks(ctx context.Context) []Check {
 	} else {
 		cs = append(cs, r.logChecks(ctx, evs)...)
 	}
-	if out, err := r.cli(ctx, "", "audit", "verify"); err != nil {
+	if out, err := r.srv.CLI(ctx, "", "audit", "verify"); err != nil {
 		add("opscenter audit verify", false, "%v", err)
 	} else {
-		add("opscenter audit verify", true, "%s", strings.TrimSpace(out))
+		add("opscenter audit verify", true, "%s", bytes.TrimSpace(out))
 	}
 	cs = append(cs, r.recordingCheck(ctx, evs))
 	cs = append(cs, r.outageCheck(ctx))

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/opscenter/opscenter/loadgen"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
 )
@@ -22,7 +21,7 @@ type endpoints struct {
 	media       atomic.Int64 // joined with a media path up
 	failed      atomic.Int64
 	mediaFailed atomic.Int64 // no media path within a minute
-	joins       loadgen.Hist // to welcome (signalling only) or to media connected
+	joins       client.Hist  // to welcome (signalling only) or to media connected
 }
 
 func (e *endpoints) readyChan(code string) chan struct{} {

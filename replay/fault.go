@@ -1,20 +1,15 @@
 package replay
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/internal/pgembed"
-	"github.com/opscenter/opscenter/loadgen"
 	"github.com/opscenter/opscenter/synth/client"
 )
 
@@ -99,67 +94,22 @@ func (r *runner) fault(ctx context.Context) {
 	fmt.Fprintf(r.o.Progress, "fault: %s recovered in %v\n", r.o.Fault, time.Since(start).Round(time.Millisecond))
 }
 
-// killServer kills the server with SIGKILL and starts the same binary again
-// with the same environment (read back from /proc, the way an operator's
-// service manager would restart it), then every endpoint reconnects.
+// killServer kills the server with SIGKILL and starts it again with the same
+// command and environment (harness.Server.Restart, as an operator's service
+// manager would), then every endpoint reconnects.
 func (r *runner) killServer(ctx context.Context) error {
-	pid := r.srv.PID
-	env, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	argv, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	cwd, err3 := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return fmt.Errorf("kill: read the server's command: %w", err)
-	}
-	if ps, err := loadgen.ReadProc(pid); err == nil {
+	if ps, err := harness.ReadProc(r.srv.PID); err == nil {
 		r.cpuBefore += ps.CPU
 	}
 	if fs, err := r.srv.Forward(ctx); err == nil {
 		r.fwdBefore, r.droppedBefore = fs.Packets, fs.Dropped
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := r.srv.Kill(); err != nil {
 		return fmt.Errorf("kill: %w", err)
 	}
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	args := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00")
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")
-	cmd.Dir = cwd
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.OpenFile(filepath.Join(r.srv.Dir(), "server.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("kill: %w", err)
-	}
-	cmd.Stderr = logf
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("kill: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
+	if err := r.srv.Restart(ctx); err != nil {
 		return fmt.Errorf("kill: restart: %w", err)
 	}
-	r.restarted, r.restartedLog = cmd, logf
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "benchserver ready") {
-				ready <- l
-			}
-		}
-	}()
-	select {
-	case l := <-ready:
-		for _, f := range strings.Fields(l) {
-			if v, ok := strings.CutPrefix(f, "debug="); ok {
-				r.srv.DebugURL = "http://" + v
-			}
-		}
-	case <-time.After(90 * time.Second):
-		return errors.New("kill: the server did not come back within 90 s")
-	}
-	r.srv.PID = cmd.Process.Pid
 	r.procStart.CPU = 0
 	return r.reconnectAll(ctx)
 }
@@ -202,22 +152,4 @@ func (r *runner) reconnectAll(ctx context.Context) error {
 		return fmt.Errorf("console not back: %w", err)
 	}
 	return nil
-}
-
-// stopRestarted stops a server the kill fault started (SIGTERM, then SIGKILL of
-// its group after 20 s).
-func (r *runner) stopRestarted() {
-	if r.restarted == nil {
-		return
-	}
-	done := make(chan struct{})
-	go func() { _ = r.restarted.Wait(); close(done) }()
-	_ = r.restarted.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-r.restarted.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-	_ = r.restartedLog.Close()
 }

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/opscenter/opscenter/loadgen"
+	"github.com/opscenter/opscenter/internal/harness"
 )
 
 // Figures are the server's and the endpoints' figures over the run.
@@ -30,7 +30,7 @@ type Figures struct {
 func (r *runner) figures(ctx context.Context) Figures {
 	f := Figures{Seconds: time.Since(r.started).Seconds(), Joined: r.eps.joined.Load(), JoinFailed: r.eps.failed.Load(),
 		MediaFailed: r.eps.mediaFailed.Load()}
-	if ps, err := loadgen.ReadProc(r.srv.PID); err == nil {
+	if ps, err := harness.ReadProc(r.srv.PID); err == nil {
 		f.ServerCores = (r.cpuBefore + ps.CPU - r.procStart.CPU).Seconds() / f.Seconds
 		f.ServerRSSMiB, f.ServerPeakMiB = float64(ps.RSS)/(1<<20), float64(ps.PeakR)/(1<<20)
 	}

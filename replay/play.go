@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/opscenter/opscenter/loadgen"
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/synth/client"
 )
 
@@ -20,7 +18,7 @@ import (
 type runner struct {
 	o           Options
 	plan        *Plan
-	srv         *loadgen.Server
+	srv         *harness.Server
 	threshold   time.Duration
 	ns          uuid.UUID // namespace of this run's client ids
 	api         *apiClient
@@ -39,9 +37,7 @@ type runner struct {
 	outageMu sync.Mutex
 	playDone chan struct{} // closed when the timeline has run
 
-	db            *dbRig    // --fault db-restart: the PostgreSQL the replay runs
-	restarted     *exec.Cmd // --fault kill: the server started again
-	restartedLog  *os.File
+	db            *dbRig        // --fault db-restart: the PostgreSQL the replay runs
 	cpuBefore     time.Duration // CPU of a killed server
 	fwdBefore     uint64        // and the packets it forwarded and dropped
 	droppedBefore uint64
@@ -49,7 +45,7 @@ type runner struct {
 	faultGap      time.Duration // a killed server's absence, until its return
 	dropped       sync.Map      // code → time.Time its link was dropped
 	started       time.Time     // real time the play began (figures)
-	procStart     loadgen.ProcStat
+	procStart     harness.ProcStat
 
 	done, failed [numKinds]atomic.Int64
 	errMu        sync.Mutex
@@ -115,7 +111,7 @@ func (r *runner) play(ctx context.Context) error {
 	}()
 
 	r.playDone = make(chan struct{})
-	r.procStart, _ = loadgen.ReadProc(r.srv.PID)
+	r.procStart, _ = harness.ReadProc(r.srv.PID)
 	r.started = time.Now()
 	r.t0 = time.Now().Add(time.Second)
 	stop := r.progress()

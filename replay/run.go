@@ -8,15 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/opscenter/opscenter/configs"
-	"github.com/opscenter/opscenter/loadgen"
+	"github.com/opscenter/opscenter/internal/harness"
 )
 
 // Options are one replay's settings (the flags of `opscenter replay`).
@@ -120,8 +118,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	threshold := OutageThreshold(o.Speed)
 	fmt.Fprintf(o.Progress, "replay: %s, speed %g, media %s; building and starting opscenter (outage threshold %v)\n",
 		o.Scenario.Name, o.Speed, o.Media, threshold)
-	srv, err := loadgen.StartServer(ctx, loadgen.ServerOptions{
-		RepoDir: o.RepoDir, CPU: -1, DatabaseURL: o.DatabaseURL, KeepDir: true, // removed below, after its log is copied
+	srv, err := harness.Start(ctx, harness.Options{
+		RepoDir: o.RepoDir, CPU: -1, DatabaseURL: o.DatabaseURL, KeepDir: true, NoSession: true, // removed below, after its log is copied
 		Env:  []string{"OPSCENTER_LIVE_OUTAGE_INCIDENT_AFTER=" + threshold.String()},
 		Logf: func(f string, a ...any) { o.Log.Info(fmt.Sprintf(f, a...)) },
 	})
@@ -135,7 +133,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 	r := &runner{o: o, plan: plan, srv: srv, threshold: threshold, ns: uuid.New(),
 		api: &apiClient{base: srv.URL, http: &http.Client{}}, db: db}
-	defer r.stopRestarted()
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -154,39 +151,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// cli runs the server's own admin command against its database (as loadgen
-// does: the binary it built, the same data folder).
-func (r *runner) cli(ctx context.Context, stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	c := exec.CommandContext(ctx, filepath.Join(r.srv.Dir(), "opscenter"), args...)
-	c.Env = append(os.Environ(),
-		"OPSCENTER_DATABASE_DATA_DIR="+filepath.Join(r.srv.Dir(), "pg"),
-		"OPSCENTER_DATABASE_FALLBACK_DATA_DIR="+filepath.Join(r.srv.Dir(), "pg-fallback"),
-		"OPSCENTER_LOG_LEVEL=warn")
-	if r.o.DatabaseURL != "" {
-		c.Env = append(c.Env, "OPSCENTER_DATABASE_URL="+r.o.DatabaseURL)
-	}
-	c.Dir = r.srv.Dir()
-	c.Stdin = strings.NewReader(stdin)
-	out, err := c.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("opscenter %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
 // setup: users, registered voters and the session, all through the API (the
 // users through the admin command, as an operator would).
 func (r *runner) setup(ctx context.Context) error {
-	// loadgen's server comes with a session in progress; the replay's session is
-	// the scenario's, so that one ends before anything happens.
-	if err := r.api.as(r.srv.StaffTok).do(ctx, "POST", "/api/v1/sessions/"+r.srv.SessionID+"/end", nil, nil); err != nil {
-		return fmt.Errorf("end the load generator's session: %w", err)
-	}
 	for _, u := range []struct{ name, role string }{{"replay-lead", "leader"}, {"replay-duty", "duty"}} {
 		pw := "replay-" + uuid.NewString()
-		if _, err := r.cli(ctx, pw+"\n", "user", "add", "--username", u.name, "--role", u.role); err != nil {
+		if _, err := r.srv.CLI(ctx, pw+"\n", "user", "add", "--username", u.name, "--role", u.role); err != nil {
 			return err
 		}
 		var login struct {

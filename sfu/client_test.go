@@ -1,6 +1,10 @@
 package sfu
 
-// Test helpers: real Pion clients talking to a Peer directly (no signaling).
+// Test helpers: real Pion clients talking to a Peer directly (no signaling, so
+// not synth/client, the protocol client). Their media setup (codecs, header
+// extensions, ICE settings, simulcast tracks and the ids to stamp) is
+// synth/rtc's, as synth/client's is; the interceptors are their own (a NACK
+// generator, drops) because these tests look at loss and retransmission.
 
 import (
 	"context"
@@ -13,12 +17,11 @@ import (
 	"time"
 
 	"github.com/opscenter/opscenter/synth/media"
-	"github.com/pion/ice/v2"
+	"github.com/opscenter/opscenter/synth/rtc"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v2/vnet"
 	"github.com/pion/webrtc/v3"
 )
@@ -87,11 +90,7 @@ type clientOpts struct {
 func newClientAPI(t *testing.T, o clientOpts) *webrtc.API {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
-	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: webrtc.TypeRTCPFBTransportCC}}
-	must(t, me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo))
-	must(t, me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio))
-	must(t, webrtc.ConfigureSimulcastExtensionHeaders(me))
-	must(t, me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio))
+	must(t, rtc.RegisterCodecs(me)) // what synth/client offers: the same codecs and extensions
 	ir := &interceptor.Registry{}
 	if o.dropFn != nil {
 		ir.Add(&dropFactory{fn: o.dropFn}) // first = innermost: drops before the NACK generator sees it
@@ -101,14 +100,14 @@ func newClientAPI(t *testing.T, o clientOpts) *webrtc.API {
 	ir.Add(gen) // no NACK responder: the test publisher ignores NACKs
 	must(t, webrtc.ConfigureRTCPReports(ir))
 	must(t, webrtc.ConfigureTWCCSender(me, ir))
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
+	nt, ifs := webrtc.NetworkTypeUDP4, []string{"lo"}
 	if o.tcp {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		nt = webrtc.NetworkTypeTCP4
 	}
+	if o.vnet != nil {
+		ifs = nil
+	}
+	se := rtc.Settings([]webrtc.NetworkType{nt}, ifs)
 	if o.dropFn != nil {
 		// The drop happens after SRTP decryption, so the retransmission would
 		// otherwise be rejected as a replay of the (already decrypted) original.
@@ -119,10 +118,8 @@ func newClientAPI(t *testing.T, o clientOpts) *webrtc.API {
 	}
 	if o.vnet != nil {
 		se.SetVNet(o.vnet)
-	} else {
-		se.SetInterfaceFilter(func(s string) bool { return s == "lo" })
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(*se))
 }
 
 func must(t *testing.T, err error) {
@@ -282,27 +279,13 @@ func (c *client) publish(layers []layerSpec, fps int) {
 			_ = c.peer.AddCandidate(Publisher, ci.ToJSON())
 		}
 	})
-	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	var tracks []*webrtc.TrackLocalStaticRTP
-	var sender *webrtc.RTPSender
+	rids := make([]string, len(layers))
 	for i, l := range layers {
-		var opts []func(*webrtc.TrackLocalStaticRTP)
-		if len(layers) > 1 {
-			opts = append(opts, webrtc.WithRTPStreamID(l.rid))
-		}
-		tr, err := webrtc.NewTrackLocalStaticRTP(vp8, "video", "s"+c.code, opts...)
-		must(t, err)
-		tracks = append(tracks, tr)
-		if i == 0 {
-			sender, err = pc.AddTrack(tr)
-			must(t, err)
-		} else {
-			must(t, sender.AddEncoding(tr))
-		}
+		rids[i] = l.rid
 	}
-	atrack, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "s"+c.code)
+	sender, tracks, err := rtc.AddSimulcast(pc, "s"+c.code, rids)
 	must(t, err)
-	asender, err := pc.AddTrack(atrack)
+	asender, atrack, err := rtc.AddOpus(pc, "s"+c.code)
 	must(t, err)
 
 	offer, err := pc.CreateOffer(nil)
@@ -314,29 +297,9 @@ func (c *client) publish(layers []layerSpec, fps int) {
 	c.remoteSet(Publisher, pc)
 
 	params := sender.GetParameters()
-	var midID, ridID uint8
-	for _, h := range params.HeaderExtensions {
-		switch h.URI {
-		case sdp.SDESMidURI:
-			midID = uint8(h.ID)
-		case sdp.SDESRTPStreamIDURI:
-			ridID = uint8(h.ID)
-		}
-	}
-	var mid string
-	for _, tr := range pc.GetTransceivers() {
-		if tr.Sender() == sender {
-			mid = tr.Mid()
-		}
-	}
+	midID, ridID, mid := rtc.SimulcastIDs(pc, sender)
 	for i, enc := range params.Encodings {
 		c.ssrcRID[uint32(enc.SSRC)] = layers[i].rid
-	}
-	var levelID uint8
-	for _, h := range asender.GetParameters().HeaderExtensions {
-		if h.URI == sdp.AudioLevelURI {
-			levelID = uint8(h.ID)
-		}
 	}
 	// RTCP from the server: PLIs → keyframes (one reader per encoding).
 	c.vsender = sender
@@ -411,7 +374,7 @@ func (c *client) publish(layers []layerSpec, fps int) {
 			})
 		}()
 	}
-	c.audio = media.NewAudio(media.AudioConfig{Code: c.code, LevelExtID: levelID, SSRC: 2000})
+	c.audio = media.NewAudio(media.AudioConfig{Code: c.code, LevelExtID: rtc.AudioLevelID(asender), SSRC: 2000})
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

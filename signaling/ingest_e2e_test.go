@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v2"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
@@ -22,8 +21,8 @@ import (
 	"github.com/opscenter/opscenter/internal/config"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
-	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/synth/media"
+	"github.com/opscenter/opscenter/synth/rtc"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -71,16 +70,10 @@ func (h httpClient) want(method, path, ctype, ifMatch, body string, status int) 
 // pionPC is a loopback-only Pion PeerConnection like the synthetic client's.
 func pionPC(t *testing.T) *webrtc.PeerConnection {
 	t.Helper()
-	me, ir, err := client.BrowserMediaEngine()
+	api, err := rtc.LoopbackAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +214,7 @@ func publishWHIP(t *testing.T, h httpClient, code string, rids []string) *whipPu
 	d := waitIngestPC(t, pc, "WHIP publisher connected", 30*time.Second)
 	t.Logf("WHIP publisher %s connected (checked %v after the trickle)", code, d)
 
-	midID, ridID, mid := client.SimulcastIDs(pc, sender)
+	midID, ridID, mid := rtc.SimulcastIDs(pc, sender)
 	go func() { // keyframes on PLI
 		for {
 			pkts, _, err := sender.ReadRTCP()

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v2"
 	"github.com/pion/webrtc/v3"
 
-	"github.com/opscenter/opscenter/synth/client"
+	"github.com/opscenter/opscenter/synth/rtc"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -20,16 +19,11 @@ import (
 // only, no mDNS.
 func loopbackAPI(t *testing.T) *webrtc.API {
 	t.Helper()
-	me, ir, err := client.BrowserMediaEngine()
+	api, err := rtc.LoopbackAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return api
 }
 
 // legs are a client's two PeerConnections; pump feeds them the server's trickled

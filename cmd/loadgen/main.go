@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/loadgen"
 )
 
@@ -114,7 +115,7 @@ func run() error {
 	for _, n := range nlist {
 		cfg := loadgen.Config{Scenario: *scenario, N: n, Duration: *dur, Warmup: *warm, FPS: *fps,
 			FloorEvery: *floor, Publish: *publish, CPUProfile: *cpuProf, HeapProfile: *heapProf, Logf: logf,
-			Server: loadgen.ServerOptions{RepoDir: *repo, CPU: *srvCPU, DatabaseURL: *dbURL, KeepDir: *keep, Env: env}}
+			Server: harness.Options{RepoDir: *repo, CPU: *srvCPU, DatabaseURL: *dbURL, KeepDir: *keep, Env: env}}
 		logf("run %s N=%d", *scenario, n)
 		r, err := loadgen.Run(ctx, cfg)
 		if err != nil {

@@ -54,7 +54,6 @@ func run() int {
 	flag.StringVar(&o.TokensCSV, "tokens", "", "with -url: CSV from `opscenter endpoint token --all --rotate`")
 	flag.StringVar(&o.LeaderUser, "leader-user", "", "with -url: a leader's login")
 	flag.StringVar(&o.LeaderPassword, "leader-password", os.Getenv("SOAK_LEADER_PASSWORD"), "with -url: the leader's password (env SOAK_LEADER_PASSWORD)")
-	flag.StringVar(&o.Bin, "bin", "", "opscenter binary to run (default: go build ./cmd/opscenter)")
 	flag.StringVar(&o.Repo, "repo", ".", "module root, where go build runs")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the temporary folder (server log, data)")
 	flag.StringVar(&o.JSON, "json", "", "also write the figures as JSON to this file")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/synth/client"
 	"github.com/opscenter/opscenter/wire"
@@ -28,7 +28,7 @@ type Options struct {
 	Window      time.Duration
 
 	URL, MetricsURL, TokensCSV, LeaderUser, LeaderPassword string
-	Bin, Repo                                              string
+	Repo                                                   string
 	Keep                                                   bool
 	JSON                                                   string
 	ProfilePrefix                                          string // save pprof text profiles as PREFIX-{goroutine,heap}-{start,end}.txt
@@ -140,17 +140,7 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 	if o.URL != "" {
 		t, err = externalTarget(ctx, o)
 	} else {
-		dir, derr := os.MkdirTemp("", "opscenter-soak-")
-		if derr != nil {
-			return nil, derr
-		}
-		_ = os.Chmod(dir, 0o755) // PostgreSQL may run as another user under root
-		if o.Keep {
-			logf("keeping %s", dir)
-		} else {
-			defer os.RemoveAll(dir)
-		}
-		t, err = startServer(ctx, o, dir, logf)
+		t, err = startServer(ctx, o, logf)
 	}
 	if err != nil {
 		return nil, err
@@ -162,11 +152,11 @@ func Soak(ctx context.Context, o Options, logf func(string, ...any)) (*Report, e
 
 	sessID := uuid.NewString()
 	now := time.Now().UTC()
-	if err := api(ctx, t.URL, t.Leader, "POST", "/api/v1/sessions", map[string]any{"id": sessID, "title": "soak",
+	if err := harness.API(ctx, t.URL, "POST", "/api/v1/sessions", t.Leader, map[string]any{"id": sessID, "title": "soak",
 		"planned_start": now, "planned_end": now.Add(13 * time.Hour)}, nil); err != nil {
 		return nil, err
 	}
-	if err := api(ctx, t.URL, t.Leader, "POST", "/api/v1/sessions/"+sessID+"/start", nil, nil); err != nil {
+	if err := harness.API(ctx, t.URL, "POST", "/api/v1/sessions/"+sessID+"/start", t.Leader, nil, nil); err != nil {
 		return nil, err
 	}
 	dial := func(token, role string, publish bool) (*client.Client, error) {

@@ -92,10 +92,14 @@ type Options struct {
 	// (default 3 s).
 	MediaLossGrace time.Duration
 
+	// Meter, if set, counts received media allocation-free instead of
+	// recording it per slot and source (meter.go): the load generator's
+	// receive path. Many clients may share one Meter.
+	Meter *Meter
 	// OnRTP, if set, is given every packet the client receives, after it is
 	// recorded, with its slot (track id). It runs on the track's reader: it must
-	// not block, and must copy what it keeps (the packet is reused). A node's
-	// uplink relays the parent's program with it.
+	// not block, and must copy what it keeps (the packet is reused). Not called
+	// with Meter. A node's uplink relays the parent's program with it.
 	OnRTP func(slot string, p *rtp.Packet)
 	// Source, if set with Publish, is published instead of the synthetic media
 	// (one VP8 layer and Opus from elsewhere; Layers, FPS and NoAudio do not apply).
@@ -156,8 +160,9 @@ type Client struct {
 	msgs    map[string][]Msg
 	nextID  atomic.Int64
 
-	rec    *Recorder
-	micOff atomic.Bool
+	rec        *Recorder
+	firstMedia atomic.Int64 // unix ns of the first media packet (0: none)
+	micOff     atomic.Bool
 
 	heldMu  sync.Mutex
 	held    map[string]bool // layers held back (HoldLayer)
@@ -504,12 +509,16 @@ func (c *Client) Received(source string, since time.Time) map[string]SourceStats
 // WaitConnected waits until both PeerConnections (or the subscriber one, when not
 // publishing) are connected.
 func (c *Client) WaitConnected(timeout time.Duration) error {
-	return WaitFor(func() bool {
-		c.mu.Lock()
-		s := c.sess
-		c.mu.Unlock()
-		return s != nil && s.connected(c.opts.Publish)
-	}, timeout)
+	return WaitFor(c.Connected, timeout)
+}
+
+// Connected reports whether both PeerConnections (or the subscriber one, when
+// not publishing) are connected now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	return s != nil && s.connected(c.opts.Publish)
 }
 
 // Drop ends the WebSocket and both PeerConnections abruptly (no close frame, no

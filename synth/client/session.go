@@ -5,18 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/ice/v2"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
 	"github.com/opscenter/opscenter/synth/media"
+	"github.com/opscenter/opscenter/synth/rtc"
 	"github.com/opscenter/opscenter/wire"
 )
 
@@ -24,19 +22,12 @@ import (
 type mediaAPI struct{ api *webrtc.API }
 
 func newMediaAPI(o Options, onPLI func(mediaSSRC uint32)) (*mediaAPI, error) {
-	me, ir, err := BrowserMediaEngine()
+	me, ir, err := rtc.BrowserMediaEngine()
 	if err != nil {
 		return nil, err
 	}
-	ir.Add(NewKeyframeTap(onPLI)) // last: it reads what the others have seen (rtcptap.go)
-	se := webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes(slices.Clone(o.NetworkTypes))
-	if len(o.Interfaces) > 0 {
-		ifs := slices.Clone(o.Interfaces)
-		se.SetInterfaceFilter(func(n string) bool { return slices.Contains(ifs, n) })
-	}
+	ir.Add(rtc.NewKeyframeTap(onPLI)) // last: it reads what the others have seen
+	se := rtc.Settings(o.NetworkTypes, o.Interfaces)
 	if o.IPFilter != nil {
 		se.SetIPFilter(o.IPFilter)
 	}
@@ -61,7 +52,7 @@ func newMediaAPI(o Options, onPLI func(mediaSSRC uint32)) (*mediaAPI, error) {
 		}
 		se.SetICETimeouts(d, f, k)
 	}
-	return &mediaAPI{webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}, nil
+	return &mediaAPI{webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(*se))}, nil
 }
 
 const (
@@ -314,38 +305,16 @@ func (s *session) answerOffer(offer string) error {
 	return nil
 }
 
-// onTrack records every packet of a received slot (track id = slot name).
-func (s *session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	slot := tr.ID()
+// onTrack reads a received slot (track id = slot name). Its RTCP is drained
+// by the keyframe tap (rtcptap.go).
+func (s *session) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	s.vmu.Lock()
-	s.slotSSRC[slot] = uint32(tr.SSRC())
+	s.slotSSRC[tr.ID()] = uint32(tr.SSRC())
 	s.vmu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			if _, _, err := recv.ReadRTCP(); err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		buf := make([]byte, 1500)
-		var p rtp.Packet
-		for {
-			n, _, err := tr.Read(buf)
-			if err != nil {
-				return
-			}
-			if p.Unmarshal(buf[:n]) != nil {
-				continue
-			}
-			s.c.rec.add(slot, p.SequenceNumber, p.Payload, time.Now())
-			if f := s.c.opts.OnRTP; f != nil {
-				f(slot, &p)
-			}
-		}
+		s.c.readTrack(tr)
 	}()
 }
 
@@ -383,36 +352,21 @@ func (s *session) publish(code string) error {
 	if err != nil {
 		return err
 	}
-	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	var vtracks []*webrtc.TrackLocalStaticRTP
 	var vsender *webrtc.RTPSender
 	if !o.NoVideo {
+		rids := make([]string, len(o.Layers))
 		for i, l := range o.Layers {
-			var opts []func(*webrtc.TrackLocalStaticRTP)
-			if len(o.Layers) > 1 {
-				opts = append(opts, webrtc.WithRTPStreamID(l.RID))
-			}
-			tr, err := webrtc.NewTrackLocalStaticRTP(vp8, "video", "synth-"+code, opts...)
-			if err != nil {
-				return err
-			}
-			vtracks = append(vtracks, tr)
-			if i == 0 {
-				if vsender, err = pc.AddTrack(tr); err != nil {
-					return err
-				}
-			} else if err := vsender.AddEncoding(tr); err != nil {
-				return err
-			}
+			rids[i] = l.RID
+		}
+		if vsender, vtracks, err = rtc.AddSimulcast(pc, "synth-"+code, rids); err != nil {
+			return err
 		}
 	}
 	var atrack *webrtc.TrackLocalStaticRTP
 	var asender *webrtc.RTPSender
 	if !o.NoAudio {
-		if atrack, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "synth-"+code); err != nil {
-			return err
-		}
-		if asender, err = pc.AddTrack(atrack); err != nil {
+		if asender, atrack, err = rtc.AddOpus(pc, "synth-"+code); err != nil {
 			return err
 		}
 	}
@@ -423,13 +377,7 @@ func (s *session) publish(code string) error {
 		s.startVideo(code, pc, vsender, vtracks)
 	}
 	if asender != nil {
-		var levelID uint8
-		for _, h := range asender.GetParameters().HeaderExtensions {
-			if h.URI == sdp.AudioLevelURI {
-				levelID = uint8(h.ID)
-			}
-		}
-		a := media.NewAudio(media.AudioConfig{Code: code, LevelExtID: levelID, Level: o.AudioLevel, SSRC: 2000})
+		a := media.NewAudio(media.AudioConfig{Code: code, LevelExtID: rtc.AudioLevelID(asender), Level: o.AudioLevel, SSRC: 2000})
 		s.wg.Add(2)
 		go func() {
 			defer s.wg.Done()
@@ -483,7 +431,7 @@ func (s *session) offerPublish(pc *webrtc.PeerConnection, opts *webrtc.OfferOpti
 func (s *session) startVideo(code string, pc *webrtc.PeerConnection, sender *webrtc.RTPSender, tracks []*webrtc.TrackLocalStaticRTP) {
 	o := s.c.opts
 	params := sender.GetParameters()
-	midID, ridID, mid := SimulcastIDs(pc, sender)
+	midID, ridID, mid := rtc.SimulcastIDs(pc, sender)
 	s.vmu.Lock()
 	for i, enc := range params.Encodings {
 		if i < len(o.Layers) {

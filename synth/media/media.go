@@ -89,6 +89,32 @@ func ParseMarker(payload []byte) (Marker, bool) {
 	return readMarker(payload[off:])
 }
 
+// SentAt returns the send time in the marker of a whole RTP packet (header
+// included) without allocating: the load generator calls it for every packet
+// it receives. It looks for the marker in the first 64 bytes of the payload,
+// past the VP8 descriptor and keyframe header.
+func SentAt(pkt []byte) (time.Time, bool) {
+	if len(pkt) < 12 {
+		return time.Time{}, false
+	}
+	off := 12 + 4*int(pkt[0]&0x0f)
+	if pkt[0]&0x10 != 0 && len(pkt) >= off+4 {
+		off += 4 + 4*int(binary.BigEndian.Uint16(pkt[off+2:off+4]))
+	}
+	if off >= len(pkt) {
+		return time.Time{}, false
+	}
+	p := pkt[off:]
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	i := bytes.Index(p, magic[:])
+	if i < 0 || len(p) < i+24 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(p[i+16:i+24]))), true
+}
+
 // vp8Headers parses the VP8 payload descriptor; it returns the offset of the
 // VP8 payload, whether the packet starts a frame, and whether it is a keyframe.
 func vp8Headers(p []byte) (off int, start, key bool, ok bool) {

@@ -151,3 +151,40 @@ func BenchmarkParseMarker(b *testing.B) {
 		}
 	}
 }
+
+// SentAt finds the send time in whole marshalled packets: a keyframe's first
+// packet (descriptor and keyframe header before the marker), with a header
+// extension, and audio; and nothing in a short or foreign packet.
+func TestSentAt(t *testing.T) {
+	now := time.Unix(1700000000, 123456789)
+	var pkts []*rtp.Packet
+	keep := func(p *rtp.Packet) error { pkts = append(pkts, p.Clone()); return nil }
+	v := NewVideo(VideoConfig{Code: "07192", RID: "f", Width: 1280, Height: 720, Bitrate: 1_500_000, SSRC: 1})
+	if err := v.NextFrame(now, keep); err != nil {
+		t.Fatal(err)
+	}
+	a := NewAudio(AudioConfig{Code: "07192", LevelExtID: 1, Level: 30, SSRC: 2})
+	if err := a.NextPacket(now, keep); err != nil {
+		t.Fatal(err)
+	}
+	if len(pkts) < 2 {
+		t.Fatalf("%d packets", len(pkts))
+	}
+	_ = pkts[0].Header.SetExtension(3, []byte("f"))
+	for i, p := range pkts {
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := SentAt(b)
+		if !ok || !got.Equal(now) {
+			t.Errorf("packet %d (ext %v): SentAt = %v, %v; want %v", i, p.Extension, got, ok, now)
+		}
+		if _, ok := SentAt(b[:14]); ok {
+			t.Errorf("packet %d: marker found in a short packet", i)
+		}
+	}
+	if _, ok := SentAt(make([]byte, 200)); ok {
+		t.Error("marker found in zeros")
+	}
+}

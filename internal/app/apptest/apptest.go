@@ -1,5 +1,6 @@
-// Package apptest starts the whole opscenter in-process for tests: real HTTP on a
-// free port, real PostgreSQL (a fresh database per test, via storetest), the roster
+// Package apptest is the testing layer over internal/harness: it starts the
+// whole opscenter in-process (harness.StartApp: real HTTP on a free port) on
+// real PostgreSQL (a fresh database per test, via storetest), with the roster
 // loaded, and helpers to log in as each role or as an endpoint.
 //
 // Packages that use it need storetest's TestMain:
@@ -13,16 +14,15 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/opscenter/opscenter/auth"
 	"github.com/opscenter/opscenter/internal/app"
 	"github.com/opscenter/opscenter/internal/config"
+	"github.com/opscenter/opscenter/internal/harness"
 	"github.com/opscenter/opscenter/store/storetest"
 )
 
@@ -44,36 +44,20 @@ func Start(t testing.TB, mutate func(*config.Config)) *App {
 // StartDSN runs opscenter on an existing database (two servers on one database).
 func StartDSN(t testing.TB, dsn string, mutate func(*config.Config)) *App {
 	t.Helper()
-	cfg, err := config.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Pick the port first so the public URL (join links, Origin checks) matches it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.HTTP.Addr = ln.Addr().String()
-	cfg.HTTP.PublicURL = "http://" + cfg.HTTP.Addr
-	ln.Close()
-	cfg.Media.UDPPort, cfg.Media.TCPPort, cfg.Media.TURN.Port = 0, 0, 0
-	cfg.Metrics.Addr = "127.0.0.1:0"
-	// Local state files per app (tests run in parallel); a restart test passes
-	// the old app's paths through mutate.
-	dir := t.TempDir()
-	cfg.Database.JournalPath = filepath.Join(dir, "audit.journal")
-	cfg.Live.StatePath = filepath.Join(dir, "live-state.json")
-	cfg.Recording.Dir = filepath.Join(dir, "recordings")
-	cfg.Recording.MinFree = 0 // no test depends on the machine's free space (set it to test disk-low)
-	if mutate != nil {
-		mutate(&cfg)
-	}
 	lvl := slog.LevelWarn
 	if os.Getenv("OPSCENTER_TEST_LOG") != "" {
 		lvl = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: lvl}))
-	a, err := app.Start(context.Background(), cfg, log, app.Options{DSN: dsn})
+	// harness.Settings: a free HTTP port and local state files per app (tests
+	// run in parallel); a restart test passes the old app's paths through mutate.
+	a, err := harness.StartApp(context.Background(), harness.AppOptions{Dir: t.TempDir(), DSN: dsn, Log: log,
+		Mutate: func(cfg *config.Config) {
+			cfg.Recording.MinFree = 0 // no test depends on the machine's free space (set it to test disk-low)
+			if mutate != nil {
+				mutate(cfg)
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

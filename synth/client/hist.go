@@ -1,4 +1,4 @@
-package loadgen
+package client
 
 import (
 	"math/bits"
@@ -94,22 +94,4 @@ func (s HistSnap) Quantile(q float64) time.Duration {
 		}
 	}
 	return histUpper(histBuckets - 1)
-}
-
-// quantiles of plain samples (join times: a few hundred values).
-func sampleQuantile(xs []time.Duration, q float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	c := append([]time.Duration(nil), xs...)
-	for i := 1; i < len(c); i++ { // insertion sort: n is small
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	i := int(q * float64(len(c)))
-	if i >= len(c) {
-		i = len(c) - 1
-	}
-	return c[i]
 }

@@ -1,4 +1,4 @@
-package client
+package rtc
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"github.com/pion/webrtc/v3"
 )
 
-// Go clients (this one and the load generator) read incoming RTCP through this
+// Go clients (synth/client, which the load generator drives) read incoming RTCP through this
 // interceptor instead of RTPSender.ReadSimulcastRTCP / RTPReceiver.Read: Pion v3
 // reads its per-encoding tables there without a lock while PeerConnection.Close
 // rewrites them (a data race that go test -race reports). The tap is the last
@@ -17,7 +17,7 @@ import (
 // on its own goroutine (the other interceptors still see everything) and hands
 // PLI/FIR to the owner of the PeerConnection.
 
-var errTapped = errors.New("client: RTCP is read by the tap")
+var errTapped = errors.New("rtc: RTCP is read by the tap")
 
 // KeyframeTap is the interceptor factory. Add it last to the registry.
 type KeyframeTap struct {
