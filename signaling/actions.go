@@ -163,7 +163,7 @@ func (r *Room) muteAll(by string) []string {
 	defer r.onState()
 	var codes []string
 	for _, code := range sortedKeys(r.members) {
-		if code != CommandCode && !r.members[code].muted {
+		if code != r.root && !r.members[code].muted {
 			r.setMutedLocked(code, true, by)
 			codes = append(codes, code)
 		}

@@ -74,6 +74,7 @@ var handlers = map[string]handler{
 	wire.TypeRollCallStop:     leader(onRollCallStop),
 	wire.TypeRemove:           leader(onRemove),
 	wire.TypeSessionEnd:       leader(onSessionEnd),
+	wire.TypeProgramSource:    leader(onProgramSource),
 }
 
 // ---- connection and media ----
@@ -92,7 +93,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 	if c.p.IsEndpoint() {
 		c.code = c.p.EndpointCode
 		c.role = wire.RoleEndpoint
-		if c.code == CommandCode { // the command room's device: console and program
+		if c.code == c.svc.room.root { // the command room's device: console and program
 			c.role, c.program = wire.RoleConsole, true
 		} else if m.Role == wire.RoleConsole {
 			return perr(wire.ErrForbidden, "only the command room may join as a console")
@@ -105,7 +106,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 		if !c.p.Can(auth.CapRead) {
 			return perr(wire.ErrForbidden, "your role cannot watch the session")
 		}
-		c.code, c.role = CommandCode, wire.RoleConsole
+		c.code, c.role = c.svc.room.root, wire.RoleConsole
 		c.scope = c.svc.scopeOf(c.p)
 		c.leader = c.p.Can(auth.CapRunSession)
 		c.program = c.leader
@@ -140,6 +141,7 @@ func onJoin(c *conn, id string, m *wire.JoinMsg) error {
 		c.send(wire.TypeReplaced, "", wire.ReplacedMsg{You: "new", Reason: "an older device with the same credential was disconnected"})
 	}
 	c.svc.room.welcome(c, id, old != nil, c.svc.iceServers(c.peerID))
+	c.sendUplink()
 	c.negotiate(false)
 	return nil
 }
@@ -271,7 +273,7 @@ func onMuteState(c *conn, _ string, m *wire.MuteStateMsg) error {
 }
 
 func onRaiseHand(c *conn, _ string, _ *wire.Empty) error {
-	if c.staffID != 0 || c.code == CommandCode {
+	if c.staffID != 0 || c.code == c.svc.room.root {
 		return perr(wire.ErrForbidden, "only endpoints raise hands")
 	}
 	if e := c.svc.room.setHand(c.code, true); e != "" {

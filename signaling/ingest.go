@@ -140,9 +140,12 @@ func (s *Service) Ingest(kind, id string) (*IngestSession, bool) {
 
 // CanWHIP reports whether p may publish the program over WHIP: endpoint 22's
 // join link, or an unscoped leader or admin (CapRunSession).
-func CanWHIP(p auth.Principal) bool {
+func CanWHIP(p auth.Principal) bool { return canWHIP(p, CommandCode) }
+
+// canWHIP is CanWHIP at a node whose command room is root.
+func canWHIP(p auth.Principal, root string) bool {
 	if p.IsEndpoint() {
-		return p.EndpointCode == CommandCode
+		return p.EndpointCode == root
 	}
 	return p.Can(auth.CapRunSession)
 }
@@ -156,7 +159,7 @@ func CanWHEP(p auth.Principal) bool {
 // StartWHIP applies a WHIP offer: a new publisher that becomes the program when
 // its first track arrives. The answer carries every server candidate.
 func (s *Service) StartWHIP(p auth.Principal, offer string) (*IngestSession, error) {
-	if !CanWHIP(p) {
+	if !canWHIP(p, s.room.root) {
 		return nil, fmt.Errorf("%w: WHIP needs an unscoped leader's or admin's token, or endpoint 22's join link", ErrIngestForbidden)
 	}
 	if _, err := checkIngestOffer(offer, true); err != nil {
@@ -182,7 +185,7 @@ func (s *Service) StartWHIP(p auth.Principal, offer string) (*IngestSession, err
 	s.log.Info("signaling: WHIP publisher started", "peer", m.peerID, "actor", m.actor, "resource", m.id)
 	// The record: who put what on the program, and when (no refusal if the log is
 	// away: the journal keeps it, and a failure is logged by audit).
-	_ = s.audit(s.ctx, m.actor, "program.whip_started", CommandCode, map[string]any{"peer": m.peerID, "resource": m.id})
+	_ = s.audit(s.ctx, m.actor, "program.whip_started", s.room.root, map[string]any{"peer": m.peerID, "resource": m.id})
 	return m, nil
 }
 
@@ -281,7 +284,7 @@ func (m *IngestSession) Close() {
 	}
 	m.svc.log.Info("signaling: "+strings.ToUpper(m.kind)+" session ended", "peer", m.peerID, "resource", m.id)
 	if m.kind == IngestWHIP && started && m.svc.ctx.Err() == nil { // it had started (and was recorded)
-		_ = m.svc.audit(m.svc.ctx, m.actor, "program.whip_ended", CommandCode, map[string]any{"peer": m.peerID, "resource": m.id})
+		_ = m.svc.audit(m.svc.ctx, m.actor, "program.whip_ended", m.svc.room.root, map[string]any{"peer": m.peerID, "resource": m.id})
 	}
 }
 

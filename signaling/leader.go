@@ -27,7 +27,7 @@ func (c *conn) target(code string, needOnline bool) error {
 	if code == "" {
 		return perr(wire.ErrBadPayload, "code is required")
 	}
-	if code == CommandCode || !c.svc.room.known(code) {
+	if code == c.svc.room.root || !c.svc.room.known(code) {
 		return perr(wire.ErrUnknownCode, "%q is not an endpoint of the roster other than the command room", code)
 	}
 	if needOnline && !c.svc.room.online(code) {

@@ -66,7 +66,7 @@ func (r *Room) durable() LiveState {
 func (r *Room) restore(st LiveState, currentSession string, now time.Time) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	known := func(code string) bool { return code != "" && code != CommandCode && r.inRoster[code] }
+	known := func(code string) bool { return code != "" && code != r.root && r.inRoster[code] }
 	touch := func(code string) *member {
 		m := r.member(code)
 		m.offlineAt = now

@@ -124,7 +124,7 @@ func (r *Room) outageStep(now time.Time, after time.Duration) []Outage {
 	for _, o := range r.outages {
 		due := o.OfflineAt.Add(after)
 		if !o.Opening && !o.Opened {
-			cmdBack := o.Code == CommandCode && isOnline(r.effective(CommandCode)) // a console publishes the program
+			cmdBack := o.Code == r.root && isOnline(r.effective(r.root)) // a console publishes the program
 			switch {
 			case cmdBack || (!o.ReturnedAt.IsZero() && o.ReturnedAt.Before(due)): // back within the threshold: not an incident
 				r.log.Info("outage: back within the threshold", "code", o.Code, "lost_at", o.LostAt)

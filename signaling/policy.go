@@ -25,7 +25,9 @@ const (
 	auxAudioPrefix   = "aux_audio_"
 )
 
-// CommandCode is the command room's endpoint code: the program is published as it.
+// CommandCode is the default command room's endpoint code (the province of the
+// reference case): the program is published as it. A node whose roster has
+// another root (the nation, another province) sets Config.RootCode.
 const CommandCode = "22"
 
 // MaxTiles bounds a console's monitor tiles (the whole roster).
@@ -62,6 +64,16 @@ type PolicyState struct {
 	Peers map[string]string
 	// Subscribers are every live connection that receives media.
 	Subscribers []Subscriber
+	// Root is the command room's code at this node ("" means CommandCode).
+	Root string
+}
+
+// root is the command room's code the state is about.
+func (st *PolicyState) root() string {
+	if st.Root == "" {
+		return CommandCode
+	}
+	return st.Root
 }
 
 // Subscriber is one receiving connection.
@@ -153,7 +165,7 @@ func (st *PolicyState) consoleAudio() []string {
 	var codes []string
 	if st.RollCall {
 		for code := range st.Peers {
-			if code != CommandCode && code != st.Floor && !st.Muted[code] {
+			if code != st.root() && code != st.Floor && !st.Muted[code] {
 				codes = append(codes, code)
 			}
 		}

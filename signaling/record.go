@@ -68,7 +68,7 @@ func (s *Service) wantRecordings(st *PolicyState) {
 	var want [len(recordKinds)]recordWant
 	if st.SessionActive {
 		if st.Program != "" {
-			w := recordWant{session: st.SessionID, code: CommandCode, peer: st.Program}
+			w := recordWant{session: st.SessionID, code: st.root(), peer: st.Program}
 			w.video, w.audio = s.tracksOf(st.Program)
 			want[0] = w
 		}

@@ -106,12 +106,14 @@ type Room struct {
 	log         *slog.Logger
 
 	ext map[string]extPeer // WHIP publishers and WHEP viewers by peer id (ingest.go)
+
+	root string // the command room's code (Config.RootCode); read-only after New
 }
 
 func newRoom(onChange func()) *Room {
 	return &Room{members: map[string]*member{}, conns: map[string]*conn{}, staff: map[int64]int{},
 		tiles: map[string][]Tile{}, inRoster: map[string]bool{}, onChange: onChange, onState: func() {},
-		log: slog.New(slog.DiscardHandler)}
+		log: slog.New(slog.DiscardHandler), root: CommandCode}
 }
 
 // known reports whether code is in the roster loaded at start (read-only after New).
@@ -237,7 +239,7 @@ func (r *Room) publishPresence(m *member, now time.Time) {
 	if c := m.conn; c != nil && c.role != wire.RoleConsole {
 		c.send(wire.TypePresence, "", wire.PresenceMsg{Code: m.code, State: st, Reason: reason})
 	}
-	if m.code == CommandCode {
+	if m.code == r.root {
 		r.syncCommand()
 		return
 	}
@@ -252,7 +254,7 @@ func (r *Room) effective(code string) string {
 	if m := r.members[code]; m != nil {
 		st = m.state
 	}
-	if code == CommandCode && len(r.programs) > 0 && st != wire.StateConnected && st != wire.StateDegraded {
+	if code == r.root && len(r.programs) > 0 && st != wire.StateConnected && st != wire.StateDegraded {
 		st = wire.StateConnected
 	}
 	return st
@@ -261,12 +263,12 @@ func (r *Room) effective(code string) string {
 // syncCommand tells consoles when the command room's effective presence changed.
 // Called with mu held.
 func (r *Room) syncCommand() {
-	st := r.effective(CommandCode)
+	st := r.effective(r.root)
 	if st == r.cmdSent {
 		return
 	}
 	r.cmdSent = st
-	r.toConsoles(wire.TypePresence, wire.PresenceMsg{Code: CommandCode, State: st})
+	r.toConsoles(wire.TypePresence, wire.PresenceMsg{Code: r.root, State: st})
 }
 
 // mediaState records a leg's connection state change for the peer's endpoint.
@@ -360,11 +362,11 @@ func (r *Room) Counts() map[string]int {
 	defer r.mu.Unlock()
 	out := map[string]int{wire.StateJoined: 0, wire.StateConnected: 0, wire.StateDegraded: 0, wire.StateOffline: 0}
 	for code, m := range r.members {
-		if code != CommandCode {
+		if code != r.root {
 			out[m.state]++
 		}
 	}
-	if st := r.effective(CommandCode); st != wire.StateOffline || r.members[CommandCode] != nil {
+	if st := r.effective(r.root); st != wire.StateOffline || r.members[r.root] != nil {
 		out[st]++
 	}
 	return out
@@ -466,7 +468,7 @@ func (r *Room) programPeer() string {
 func (r *Room) policyState() *PolicyState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := &PolicyState{
+	st := &PolicyState{Root: r.root,
 		SessionActive: r.sessionID != "",
 		SessionID:     r.sessionID,
 		Program:       r.programPeer(),

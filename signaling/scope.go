@@ -24,7 +24,11 @@ func (s *Service) scopeOf(p auth.Principal) func(string) bool {
 	// The roster is read once at start (New), like Room.inRoster: the map is
 	// read-only, so this needs no lock and no database while PostgreSQL is away.
 	parentOf := func(code string) string { return s.parents[code] }
-	return func(code string) bool { return code == CommandCode || p.InScope(code, parentOf) }
+	root := CommandCode
+	if s.room != nil {
+		root = s.room.root
+	}
+	return func(code string) bool { return code == root || p.InScope(code, parentOf) }
 }
 
 // sees reports whether the connection may be told about, and watch, code.

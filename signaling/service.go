@@ -49,6 +49,9 @@ type Config struct {
 	// PublicURL and AllowedOrigins give the Origin patterns browsers may use.
 	PublicURL      string
 	AllowedOrigins []string
+	// RootCode is the command room's code: the root of this node's roster
+	// (roster.province_code; "" means CommandCode, "22").
+	RootCode string
 }
 
 func (c *Config) defaults() {
@@ -135,6 +138,9 @@ type Service struct {
 	// Floor-switch and reconcile timing, for logs and tests.
 	lastReconcile atomic.Int64 // ns
 
+	uplinkMu sync.Mutex
+	uplink   Uplink // the link to the parent node (uplink.go); nil for a root node
+
 	turnSecret, turnHost string
 	turnUser, turnPass   string
 
@@ -187,6 +193,9 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.room = newRoom(s.kick)
 	s.room.log = s.log
+	if d.Config.RootCode != "" {
+		s.room.root = d.Config.RootCode
+	}
 	s.room.onState = s.stateChanged
 	s.origins = originPatterns(d.Config.PublicURL, d.Config.AllowedOrigins)
 	if d.TURN != (TURN{}) {

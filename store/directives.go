@@ -30,7 +30,8 @@ type Targets struct {
 }
 
 // Directive is an instruction from the command room, expanded at issue time into one
-// receipt per target endpoint.
+// receipt per target endpoint. RelayedFrom names the directive it passes on (one from the
+// parent node).
 type Directive struct {
 	ID          string          `json:"id"`
 	SessionID   string          `json:"session_id"`
@@ -44,6 +45,7 @@ type Directive struct {
 	Summary     *ReceiptSummary `json:"summary,omitempty"`
 	Receipts    []Receipt       `json:"receipts,omitempty"`
 	Receipt     *Receipt        `json:"receipt,omitempty"` // one endpoint's own, in its list
+	RelayedFrom *string         `json:"relayed_from,omitempty"`
 }
 
 // ReceiptSummary counts a directive's receipts by state.
@@ -78,13 +80,17 @@ type NewDirective struct {
 	IncidentID *string    `json:"incident_id,omitempty"`
 	DueAt      *time.Time `json:"due_at,omitempty"`
 	SessionID  string     `json:"session_id,omitempty"`
+	// RelayedFrom, when set, names the directive this one passes on (one that
+	// came from the parent node): the link back to the original.
+	RelayedFrom *string `json:"relayed_from,omitempty"`
 }
 
-const directiveCols = `d.id::text, d.session_id::text, d.issued_by, d.text, d.targets, d.incident_id::text, d.due_at, d.created_at`
+const directiveCols = `d.id::text, d.session_id::text, d.issued_by, d.text, d.targets, d.incident_id::text, d.due_at, d.created_at,
+	d.relayed_from::text`
 
 func scanDirective(r pgx.Row) (Directive, error) {
 	var d Directive
-	err := r.Scan(&d.ID, &d.SessionID, &d.IssuedBy, &d.Text, &d.Targets, &d.IncidentID, &d.DueAt, &d.CreatedAt)
+	err := r.Scan(&d.ID, &d.SessionID, &d.IssuedBy, &d.Text, &d.Targets, &d.IncidentID, &d.DueAt, &d.CreatedAt, &d.RelayedFrom)
 	return d, err
 }
 
@@ -139,6 +145,11 @@ func (in *NewDirective) validate() error {
 			return fieldErr("incident_id", "must be an incident id")
 		}
 	}
+	if in.RelayedFrom != nil {
+		if err := validUUID("relayed_from", *in.RelayedFrom); err != nil {
+			return fieldErr("relayed_from", "must be a directive id")
+		}
+	}
 	if in.SessionID != "" {
 		if err := validUUID("session_id", in.SessionID); err != nil {
 			return fieldErr("session_id", "must be a session id")
@@ -180,15 +191,22 @@ func (s *Store) IssueDirective(ctx context.Context, actor string, in NewDirectiv
 				return err
 			}
 		}
+		if in.RelayedFrom != nil {
+			if _, err := getDirective(ctx, tx, *in.RelayedFrom); errors.Is(err, ErrNotFound) {
+				return fieldErr("relayed_from", "no such directive")
+			} else if err != nil {
+				return err
+			}
+		}
 		codes, err := expandTargets(ctx, tx, in.Targets)
 		if err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO directives (id, session_id, issued_by, text, targets, incident_id, due_at, request_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			INSERT INTO directives (id, session_id, issued_by, text, targets, incident_id, due_at, request_hash, relayed_from)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (id) DO NOTHING`,
-			in.ID, sessionID, actor, in.Text, in.Targets, in.IncidentID, in.DueAt, hash)
+			in.ID, sessionID, actor, in.Text, in.Targets, in.IncidentID, in.DueAt, hash, in.RelayedFrom)
 		if err != nil {
 			return fmt.Errorf("insert directive: %w", err)
 		}
@@ -234,7 +252,7 @@ func expandTargets(ctx context.Context, tx pgx.Tx, t Targets) ([]string, error) 
 	const order = ` ORDER BY length(code), code`
 	switch {
 	case t.All:
-		rows, err = tx.Query(ctx, `SELECT code FROM endpoints WHERE kind IN ('district', 'commune')`+order)
+		rows, err = tx.Query(ctx, `SELECT code FROM endpoints WHERE parent_code IS NOT NULL`+order)
 	case t.District != "":
 		var kind string
 		err := tx.QueryRow(ctx, `SELECT kind FROM endpoints WHERE code = $1`, t.District).Scan(&kind)
@@ -247,7 +265,7 @@ func expandTargets(ctx context.Context, tx pgx.Tx, t Targets) ([]string, error) 
 		rows, err = tx.Query(ctx, `SELECT code FROM endpoints WHERE code = $1 OR parent_code = $1`+order, t.District)
 	default:
 		rows, err = tx.Query(ctx, `SELECT code FROM endpoints
-			WHERE code = ANY($1) AND kind IN ('district', 'commune')`+order, t.Endpoints)
+			WHERE code = ANY($1) AND parent_code IS NOT NULL`+order, t.Endpoints)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("expand targets: %w", err)

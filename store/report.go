@@ -116,7 +116,7 @@ func reportTurnout(ctx context.Context, tx pgx.Tx, sess Session, now time.Time, 
 	byCode := map[string]int{}
 	for _, n := range nodes {
 		switch {
-		case n.Kind == KindProvince && scope == "":
+		case n.Parent == "" && scope == "": // the root: the province, or the nation
 			out.Province = *units[n.Code]
 			out.Top = out.Province
 		case n.Kind == KindDistrict && (scope == "" || n.Code == scope):

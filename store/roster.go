@@ -14,6 +14,9 @@ import (
 // Endpoint kinds, as in the roster.
 const (
 	KindProvince = "province"
+	// KindNation is the root of a national roster (code "00"): its children are
+	// provinces, each of which is a node of its own (DESIGN.md, beyond one machine).
+	KindNation   = "nation"
 	KindDistrict = "district"
 	KindCommune  = "commune"
 )
@@ -69,8 +72,11 @@ func ParseRoster(r io.Reader) ([]RosterEntry, error) {
 }
 
 func (e RosterEntry) validate(seen map[string]string) error {
-	wantLen := map[string]int{KindProvince: 2, KindDistrict: 3, KindCommune: 5}[e.Kind]
+	wantLen := map[string]int{KindNation: 2, KindProvince: 2, KindDistrict: 3, KindCommune: 5}[e.Kind]
 	wantParent := map[string]string{KindDistrict: KindProvince, KindCommune: KindDistrict}[e.Kind]
+	if e.Kind == KindProvince && e.ParentCode != "" {
+		wantParent = KindNation // a province in the national roster; alone, it is the root
+	}
 	switch {
 	case wantLen == 0:
 		return fmt.Errorf("code %s: unknown kind %q", e.Code, e.Kind)
@@ -81,7 +87,7 @@ func (e RosterEntry) validate(seen map[string]string) error {
 	case seen[e.Code] != "":
 		return fmt.Errorf("code %s: duplicate", e.Code)
 	case wantParent == "" && e.ParentCode != "":
-		return fmt.Errorf("code %s: a province has no parent", e.Code)
+		return fmt.Errorf("code %s: a %s has no parent", e.Code, e.Kind)
 	case wantParent != "" && seen[e.ParentCode] != wantParent:
 		return fmt.Errorf("code %s: parent %q must be an earlier %s", e.Code, e.ParentCode, wantParent)
 	}

@@ -255,8 +255,8 @@ func lockCommune(ctx context.Context, tx pgx.Tx, field, code string) (Endpoint, 
 	if err != nil {
 		return e, fmt.Errorf("lock endpoint %s: %w", code, err)
 	}
-	if e.Kind != KindCommune {
-		return e, fieldErr(field, "%s is a %s; only communes have turnout figures", code, e.Kind)
+	if !reportsTurnout(e.Kind, e.ParentCode) {
+		return e, fieldErr(field, "%s is a %s; only communes (and provinces, at the national node) have turnout figures", code, e.Kind)
 	}
 	return e, nil
 }
@@ -295,7 +295,7 @@ func (s *Store) ListTurnoutReports(ctx context.Context, f TurnoutReportFilter) (
 	rows, err := s.pool.Query(ctx, `SELECT `+turnoutReportCols+`
 		FROM turnout_reports r JOIN endpoints e ON e.code = r.endpoint_code
 		WHERE r.session_id = $1 AND ($2 = '' OR r.endpoint_code = $2 OR e.parent_code = $2
-		      OR EXISTS (SELECT 1 FROM endpoints p WHERE p.code = $2 AND p.kind = 'province'))
+		      OR EXISTS (SELECT 1 FROM endpoints p WHERE p.code = $2 AND p.parent_code IS NULL))
 		ORDER BY r.as_of, r.seq LIMIT $3`, sess.ID, f.Code, maxTurnoutListRows)
 	if err != nil {
 		return "", nil, fmt.Errorf("list turnout reports: %w", err)

@@ -96,12 +96,19 @@ type rollupParams struct {
 	StaleAfter   time.Duration
 }
 
+// reportsTurnout says whether a unit reports its own figure: a commune, or a
+// province in the national roster, whose figure is its own node's roll-up,
+// reported by that node's uplink as the unit's figure. Every other unit is a sum.
+func reportsTurnout(kind, parent string) bool {
+	return kind == KindCommune || kind == KindProvince && parent != ""
+}
+
 // rollUp computes every unit of nodes (parents before children, as the roster lists
 // them) from reports sorted by (as_of, acceptance).
 func rollUp(nodes []turnoutNode, reports []turnoutPoint, p rollupParams) map[string]*TurnoutUnit {
 	states := make(map[string]*communeState, len(nodes))
 	for _, n := range nodes {
-		if n.Kind == KindCommune {
+		if reportsTurnout(n.Kind, n.Parent) {
 			states[n.Code] = &communeState{}
 		}
 	}
@@ -120,7 +127,7 @@ func rollUp(nodes []turnoutNode, reports []turnoutPoint, p rollupParams) map[str
 		parent[n.Code] = n.Parent
 	}
 	for _, n := range nodes {
-		if n.Kind != KindCommune {
+		if !reportsTurnout(n.Kind, n.Parent) {
 			continue
 		}
 		st := states[n.Code]
@@ -259,7 +266,7 @@ func (s *Store) Turnout(ctx context.Context, q TurnoutQuery) (TurnoutPicture, er
 		}
 	}
 	units := rollUp(nodes, reports, p)
-	pick := func(n turnoutNode) bool { return n.Kind == KindProvince }
+	pick := func(n turnoutNode) bool { return n.Parent == "" } // the root: the province, or the nation
 	switch {
 	case q.Code != "":
 		if units[q.Code] == nil {
@@ -367,7 +374,7 @@ func unitCommunes(nodes []turnoutNode, code string) (map[string]bool, bool) {
 	}
 	in := map[string]bool{}
 	for _, n := range nodes {
-		if n.Kind != KindCommune {
+		if !reportsTurnout(n.Kind, n.Parent) {
 			continue
 		}
 		for c := n.Code; c != ""; c = parent[c] {

@@ -11,6 +11,7 @@ func (s *Server) logRoutes(api *gin.RouterGroup) {
 	api.GET("/incidents/:id", s.need(readerOrEndpoint), s.getIncident)
 	api.PATCH("/incidents/:id", s.need(capWrite), s.patchIncident)
 	api.POST("/incidents/:id/updates", s.need(writerOrEndpoint), s.addIncidentUpdate)
+	s.escalationRoutes(api)
 
 	api.POST("/directives", s.need(capWrite), s.issueDirective)
 	api.GET("/directives", s.need(readerOrEndpoint), s.listDirectives)

@@ -183,6 +183,11 @@ func TestScopeRouteWalk(t *testing.T) {
 		"POST /api/v1/incidents/:id/updates": own(
 			scopeReq{"duty", "POST", "/api/v1/incidents/" + f.incA.ID + "/updates", map[string]any{"body": "đã gọi"}, 201, 0},
 			scopeReq{"duty", "POST", "/api/v1/incidents/" + f.incB.ID + "/updates", map[string]any{"body": "đã gọi"}, 404, 201}),
+		// Escalating to the parent node is the province's decision (this node has no parent: 409).
+		"POST /api/v1/incidents/:id/escalate": own(
+			scopeReq{"duty", "POST", "/api/v1/incidents/" + f.incA.ID + "/escalate", nil, 403, 409}),
+		"GET /api/v1/incidents/:id/escalation": own(
+			scopeReq{"duty", "GET", "/api/v1/incidents/" + f.incA.ID + "/escalation", nil, 404, 404}),
 
 		"POST /api/v1/directives": own(
 			scopeReq{"duty", "POST", "/api/v1/directives", map[string]any{"id": uuid.NewString(), "text": "t",

@@ -49,6 +49,7 @@ const (
 	TypeRollCallStop     = "roll_call_stop"
 	TypeRemove           = "remove"
 	TypeSessionEnd       = "session_end"
+	TypeProgramSource    = "program_source" // a node with a parent: own command room or the parent's program
 )
 
 // Server → client message types (mute and ice_candidate are shared with the client
@@ -73,6 +74,7 @@ const (
 	TypePong             = "pong"
 	TypeRemoved          = "removed"
 	TypeAck              = "ack"
+	TypeUplink           = "uplink" // to consoles: the link to the parent node and the program source
 )
 
 // Roles a connection may join as.
@@ -316,6 +318,28 @@ type SessionMsg struct {
 type RemovedMsg struct {
 	By     string `json:"by"`
 	Reason string `json:"reason,omitempty"` // "credential_revoked" when its join link was revoked or replaced
+}
+
+// ProgramSourceMsg chooses a node's program (program_source, leaders only, at a
+// node with a parent): "own" (the command room) or "parent" (the parent's
+// program, relayed down the uplink).
+type ProgramSourceMsg struct {
+	Source string `json:"source"`
+}
+
+// Program sources (ProgramSourceMsg.Source, UplinkMsg.ProgramSource).
+const (
+	ProgramSourceOwn    = "own"
+	ProgramSourceParent = "parent"
+)
+
+// UplinkMsg tells consoles about the node's link to its parent (uplink), after
+// welcome and on every change. State is connecting, joined, connected or stopped.
+type UplinkMsg struct {
+	Parent        string `json:"parent"`
+	Code          string `json:"code"`
+	State         string `json:"state"`
+	ProgramSource string `json:"program_source"`
 }
 
 // DirectiveMsg wraps a directive.issued event's document for its targets.

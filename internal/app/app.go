@@ -26,6 +26,7 @@ import (
 	"github.com/opscenter/opscenter/sfu"
 	"github.com/opscenter/opscenter/signaling"
 	"github.com/opscenter/opscenter/store"
+	"github.com/opscenter/opscenter/uplink"
 	"github.com/opscenter/opscenter/web"
 )
 
@@ -47,6 +48,8 @@ type App struct {
 	Recordings *recording.Manager
 	// MediaRecorder feeds Recordings from the media plane (nil when recording is off).
 	MediaRecorder *MediaRecorder
+	// Uplink is the link to the parent node (nil for a root node: no parent configured).
+	Uplink *uplink.Uplink
 
 	httpLn     net.Listener
 	httpSrv    *http.Server
@@ -138,7 +141,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 		TURN:      turn,
 		Config: signaling.Config{PublicURL: cfg.HTTP.PublicURL, AllowedOrigins: cfg.HTTP.AllowedOrigins,
 			OutageIncidentAfter: cfg.Live.OutageIncidentAfter, RecordPrivateLine: cfg.Recording.PrivateLine,
-			NodeURLs: cfg.NodeURLsOrPublic()}}); err != nil {
+			NodeURLs: cfg.NodeURLsOrPublic(), RootCode: cfg.Roster.ProvinceCode}}); err != nil {
 		return nil, err
 	}
 	connectMedia(a.Media, a.Live.MediaHooks())
@@ -153,6 +156,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options
 		return nil, err
 	}
 	if err := a.serveMetrics(); err != nil {
+		return nil, err
+	}
+	if err := a.startUplink(reg); err != nil {
 		return nil, err
 	}
 	log.Info("opscenter serving", "http", a.httpLn.Addr().String(), "public_url", cfg.HTTP.PublicURL)
@@ -261,6 +267,9 @@ func (a *App) Kill() {
 }
 
 func (a *App) stop(ctx context.Context, crash bool) {
+	if a.Uplink != nil {
+		a.Uplink.Close() // first: the parent sees this node leave, not vanish
+	}
 	if a.Live != nil {
 		a.Live.FreezeState() // what follows is tear-down, not a change of the session
 	}

@@ -28,6 +28,7 @@ type Config struct {
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
 	Standby   Standby   `yaml:"standby"`
+	Parent    Parent    `yaml:"parent"`
 }
 
 // Metrics configures the Prometheus endpoint. It names endpoints and their
@@ -214,6 +215,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateStandby(); err != nil {
+		return err
+	}
+	if err := c.Parent.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Format {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/rtp"
 	"github.com/pion/transport/v2"
 	"github.com/pion/webrtc/v3"
 
@@ -96,6 +97,14 @@ type Options struct {
 	// recording it per slot and source (meter.go): the load generator's
 	// receive path. Many clients may share one Meter.
 	Meter *Meter
+	// OnRTP, if set, is given every packet the client receives, after it is
+	// recorded, with its slot (track id). It runs on the track's reader: it must
+	// not block, and must copy what it keeps (the packet is reused). Not called
+	// with Meter. A node's uplink relays the parent's program with it.
+	OnRTP func(slot string, p *rtp.Packet)
+	// Source, if set with Publish, is published instead of the synthetic media
+	// (one VP8 layer and Opus from elsewhere; Layers, FPS and NoAudio do not apply).
+	Source *Source
 
 	Log *slog.Logger
 }
@@ -178,6 +187,9 @@ func (c *Client) keyframe(ssrc uint32) {
 	c.mu.Unlock()
 	if s != nil {
 		s.keyframe(ssrc)
+	}
+	if c.opts.Source != nil {
+		c.opts.Source.keyframe()
 	}
 }
 
@@ -318,7 +330,11 @@ func (c *Client) connect(ctx context.Context, base string) error {
 			return err
 		}
 	}
-	if c.opts.Publish {
+	if c.opts.Publish && c.opts.Source != nil {
+		if err := s.publishSource(w.Code, c.opts.Source); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	} else if c.opts.Publish {
 		if err := s.publish(w.Code); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}

@@ -74,6 +74,9 @@ func (c *Client) readTrack(tr *webrtc.TrackRemote) {
 		}
 		if p.Unmarshal(buf[:n]) == nil {
 			c.rec.add(slot, p.SequenceNumber, p.Payload, now)
+			if f := c.opts.OnRTP; f != nil {
+				f(slot, &p)
+			}
 		}
 	}
 }

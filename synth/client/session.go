@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 
@@ -83,13 +84,16 @@ type session struct {
 	videos  map[string]*media.Video // by rid
 	ssrcRID map[uint32]string
 	paused  map[string]bool
+	// slotSSRC is the SSRC each received slot arrives on (RequestKeyframe).
+	slotSSRC map[string]uint32
 }
 
 func newSession(c *Client, ws *websocket.Conn) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{c: c, ws: ws, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		offers: make(chan string, 16), answers: make(chan string, 4),
-		videos: map[string]*media.Video{}, ssrcRID: map[uint32]string{}, paused: map[string]bool{}, started: time.Now()}
+		videos: map[string]*media.Video{}, ssrcRID: map[uint32]string{}, paused: map[string]bool{}, started: time.Now(),
+		slotSSRC: map[string]uint32{}}
 	s.wg.Add(1)
 	go s.negLoop()
 	return s
@@ -304,6 +308,9 @@ func (s *session) answerOffer(offer string) error {
 // onTrack reads a received slot (track id = slot name). Its RTCP is drained
 // by the keyframe tap (rtcptap.go).
 func (s *session) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	s.vmu.Lock()
+	s.slotSSRC[tr.ID()] = uint32(tr.SSRC())
+	s.vmu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -502,4 +509,25 @@ func (s *session) close() {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// RequestKeyframe asks the server for a keyframe on a received video slot (a
+// PLI on the subscriber leg), as a decoder that lost its picture does.
+func (c *Client) RequestKeyframe(slot string) error {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return errors.New("not connected")
+	}
+	s.vmu.Lock()
+	ssrc, ok := s.slotSSRC[slot]
+	s.vmu.Unlock()
+	s.mu.Lock()
+	pc := s.pcs[legSub]
+	s.mu.Unlock()
+	if !ok || pc == nil {
+		return fmt.Errorf("no slot %q received", slot)
+	}
+	return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }

@@ -23,6 +23,28 @@ addStrings({
   'console.scope.title': 'District account: sees the district and its communes only; the province runs the session',
 });
 
+// A node with a parent (a province under the nation): its link upward, and the
+// choice of program for its endpoints.
+addStrings({
+  'console.uplink': 'Cấp trên: {state}',
+  'console.uplink.connecting': 'đang kết nối',
+  'console.uplink.joined': 'đã vào, chưa có hình',
+  'console.uplink.connected': 'đã kết nối',
+  'console.uplink.stopped': 'đã dừng',
+  'console.progsource.parent': 'Phát chương trình cấp trên',
+  'console.progsource.own': 'Phát chương trình của tỉnh',
+  'console.progsource.title': 'Chọn chương trình các điểm cầu nhận: phòng chỉ huy của tỉnh hoặc chương trình của cấp trên',
+}, {
+  'console.uplink': 'Parent: {state}',
+  'console.uplink.connecting': 'connecting',
+  'console.uplink.joined': 'joined, no media yet',
+  'console.uplink.connected': 'connected',
+  'console.uplink.stopped': 'stopped',
+  'console.progsource.parent': "Relay the parent's program",
+  'console.progsource.own': 'Back to our own program',
+  'console.progsource.title': "What the endpoints see as the program: this command room's, or the parent's",
+});
+
 // Session control stays with the province: a district's console does not show it
 // (the server refuses it anyway).
 const SESSION_CONTROLS = ['sessionbtn', 'publish', 'screen', 'givefloor', 'revokefloor', 'mute', 'askunmute', 'private', 'muteall', 'rollcall'];
@@ -57,6 +79,8 @@ const st = {
   /** @type {string|null} */
   privateLine: null,
   rollCall: false,
+  /** @type {import('./protocol.js').UplinkMsg|null} the link to the parent node; null: none */
+  uplink: null,
   session: /** @type {any} */ (null),
   publishing: false,
   screen: false,
@@ -198,6 +222,21 @@ function renderControls() {
   byId('private').textContent = st.privateLine ? t('console.endprivate') : t('console.private');
   byId('rollcall').textContent = st.rollCall ? t('console.stoprollcall') : t('console.rollcall');
   byId('rollcall').dataset.on = String(st.rollCall);
+  const up = st.uplink;
+  const ui = byId('uplinkinfo');
+  ui.classList.toggle('hidden', !up);
+  const ps = /** @type {HTMLButtonElement} */ (byId('progsource'));
+  ps.classList.toggle('hidden', !up || !!st.district);
+  if (up) {
+    ui.textContent = t('console.uplink', { state: t('console.uplink.' + up.state) });
+    ui.className = 'badge ' + (up.state === 'connected' ? 'ok' : 'warn');
+    ui.title = up.parent;
+    const relayed = up.program_source === 'parent';
+    ps.textContent = t(relayed ? 'console.progsource.own' : 'console.progsource.parent');
+    ps.title = t('console.progsource.title');
+    ps.dataset.on = String(relayed);
+    ps.disabled = !lead;
+  }
   const fl = st.floor ? st.byCode.get(st.floor) : null;
   const fi = byId('floorinfo');
   fi.textContent = fl ? t('console.floor', { name: `${fl.code} ${fl.name}` }) : t('console.nofloor');
@@ -357,7 +396,7 @@ async function init() {
   st.byCode = new Map(eps.map((e) => [e.code, e]));
   for (const e of eps) st.presence.set(e.code, e.presence || 'offline');
   st.groups = /** @type {any} */ (groupByDistrict(eps));
-  st.wall = st.groups.flatMap((g) => g.members).filter((e) => e.kind !== 'province');
+  st.wall = st.groups.flatMap((g) => g.members).filter((e) => !!e.parent_code); // all but the root
   st.session = await currentSession();
   /** @type {HTMLSelectElement} */ (byId('grid')).value = String(st.gridSize);
 
@@ -399,6 +438,7 @@ async function init() {
   sig.on(M.mute, (p) => { if (p.muted) st.muted.add(p.code); else st.muted.delete(p.code); renderWall(); renderControls(); });
   sig.on(M.privateLine, (p) => { st.privateLine = p.code; renderControls(); });
   sig.on(M.rollCall, (p) => { st.rollCall = !!p.active; renderControls(); });
+  sig.on(M.uplink, (p) => { st.uplink = p; renderControls(); });
   sig.on(M.session, async () => { st.session = await currentSession(); renderControls(); });
   sig.on(M.error, (p) => toast(t('common.error', { msg: p.message || p.code }), 'error'));
   media.addEventListener('track', (ev) => {
@@ -449,6 +489,8 @@ async function init() {
     else if (st.selected) sig.send(C.privateLineOpen, { code: st.selected });
   });
   byId('rollcall').addEventListener('click', () => sig.send(st.rollCall ? C.rollCallStop : C.rollCallStart, {}));
+  byId('progsource').addEventListener('click', () => st.uplink &&
+    sig.send(C.programSource, { source: st.uplink.program_source === 'parent' ? 'own' : 'parent' }));
 
   board = mountTurnoutBoard(byId('turnout'));
   renderAll();

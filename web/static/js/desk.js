@@ -4,7 +4,7 @@
 // the player of the record (player.js) for staff who may see every district.
 import { api, ApiError, Outbox, uuid } from './api.js';
 import { followEvents } from './events.js';
-import { apply, fmtTime, t, wireSwitch } from './i18n.js';
+import { addStrings, apply, fmtTime, t, wireSwitch } from './i18n.js';
 import { currentSession, logout, requireStaff, roster } from './session.js';
 import { byId, exposeState, h, toast } from './ui.js';
 import { CATEGORIES, SEVERITIES, STATUSES } from './constants.js';
@@ -48,7 +48,21 @@ const S = {
   editing: null,
   conflict: false,
   lastEvent: 0,
+  /** @type {string|null} the parent's directive the form passes on (relayed_from) */
+  relayFrom: null,
 };
+
+// A node with a parent: directives from the parent, and passing one on to this
+// node's own units, linked to the original (docs/tree.md).
+addStrings({
+  'desk.fromparent': 'Chỉ đạo của cấp trên',
+  'desk.passon': 'Chuyển tiếp xuống',
+  'desk.relayed': 'Chuyển tiếp chỉ đạo của cấp trên',
+}, {
+  'desk.fromparent': 'From the parent',
+  'desk.passon': 'Pass on',
+  'desk.relayed': "Passes on the parent's directive",
+});
 
 const outbox = new Outbox('ops.desk.outbox');
 /** @type {ReturnType<typeof mountTurnoutBoard>|null} */
@@ -367,6 +381,11 @@ function renderMatrix() {
     const acked = rs.filter((r) => r.acked_at);
     return h('div', { class: 'directive' + (sum.acked === sum.total ? ' acked' : ''), 'data-directive-id': d.id,
       'data-acked': sum.acked, 'data-total': sum.total }, [
+      String(d.issued_by || '').startsWith('parent:') ? h('div', { class: 'row' }, [
+        h('span', { class: 'badge warn', text: t('desk.fromparent') }),
+        S.canWrite ? h('button', { type: 'button', 'data-pass-on': d.id, text: t('desk.passon'), 'on:click': () => passOn(d) }) : null,
+      ]) : null,
+      d.relayed_from ? h('div', { class: 'muted', 'data-relayed-from': d.relayed_from, text: '↳ ' + t('desk.relayed') }) : null,
       h('div', { text: d.text }),
       h('div', { class: 'muted', text: `${fmtTime(d.created_at)} · ${t('desk.since', { m: mins })} · ${t('desk.notacked', { n: sum.total - sum.acked, total: sum.total })}` }),
       h('table', { class: 'matrix' }, [h('tbody', {}, [
@@ -398,8 +417,17 @@ function issueDirective() {
   /** @type {any} */
   const body = { id: uuid(), text, targets };
   if (due) body.due_at = new Date(due).toISOString();
+  if (S.relayFrom) body.relayed_from = S.relayFrom;
+  S.relayFrom = null;
   outbox.add('directive', 'POST', '/api/v1/directives', body);
   setVal('dtext', '');
+}
+
+/** Fills the directive form with a parent's directive, to pass it on linked to it. @param {any} d */
+function passOn(d) {
+  S.relayFrom = d.id;
+  setVal('dtext', d.text);
+  byId('dtext').focus();
 }
 
 function renderOutbox() {

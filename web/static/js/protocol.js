@@ -165,6 +165,15 @@
  * @property {string} by
  * @property {string} [reason] credential_revoked when the join link was revoked or replaced
  *
+ * @typedef {Object} ProgramSourceMsg
+ * @property {'own'|'parent'} source
+ *
+ * @typedef {Object} UplinkMsg
+ * @property {string} parent the parent node's URL
+ * @property {string} code this node's code at the parent
+ * @property {'connecting'|'joined'|'connected'|'stopped'} state
+ * @property {'own'|'parent'} program_source
+ *
  * @typedef {Object} DirectiveMsg
  * @property {number} event_id
  * @property {any} directive the directive.issued event's document
@@ -197,6 +206,7 @@
  * @property {Empty} roll_call_stop
  * @property {CodeMsg} remove
  * @property {Empty} session_end
+ * @property {ProgramSourceMsg} program_source
  */
 
 /**
@@ -223,6 +233,7 @@
  * @property {Empty} pong
  * @property {RemovedMsg} removed
  * @property {AckMsg} ack
+ * @property {UplinkMsg} uplink
  */
 
 /**
@@ -239,7 +250,7 @@ export const C = Object.freeze({
   giveFloor: 'give_floor', revokeFloor: 'revoke_floor', mute: 'mute', muteAll: 'mute_all',
   requestUnmute: 'request_unmute', privateLineOpen: 'private_line_open',
   privateLineClose: 'private_line_close', rollCallStart: 'roll_call_start', rollCallStop: 'roll_call_stop',
-  remove: 'remove', sessionEnd: 'session_end',
+  remove: 'remove', sessionEnd: 'session_end', programSource: 'program_source',
 });
 
 /** Message types, server → client. */
@@ -249,7 +260,7 @@ export const S = Object.freeze({
   floor: 'floor', hands: 'hands', mute: 'mute',
   unmuteRequest: 'unmute_request', privateLine: 'private_line', rollCall: 'roll_call',
   layerControl: 'layer_control', stats: 'stats', directive: 'directive', replaced: 'replaced',
-  session: 'session', pong: 'pong', removed: 'removed', ack: 'ack',
+  session: 'session', pong: 'pong', removed: 'removed', ack: 'ack', uplink: 'uplink',
 });
 
 /**

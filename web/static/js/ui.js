@@ -88,6 +88,9 @@ export function exposeState(getters) {
  * @returns {{district: any, members: any[]}[]}
  */
 export function groupByDistrict(eps) {
+  // The national node: one group, the nation and its provinces.
+  const nation = eps.find((e) => e.kind === 'nation');
+  if (nation) return [{ district: nation, members: [nation, ...eps.filter((e) => e.kind === 'province')] }];
   /** @type {Map<string, {district: any, members: any[]}>} */
   const groups = new Map();
   const province = eps.filter((e) => e.kind === 'province');
