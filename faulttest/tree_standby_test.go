@@ -220,6 +220,7 @@ func TestTreeStandby(t *testing.T) {
 
 	// Full: province 01, a node of its own (a small roster of its own).
 	var m01 *pairMember
+	others := map[string]*client.Client{} // province 01's endpoints (full)
 	if full {
 		roster := filepath.Join(dir, "01.tsv")
 		tsv := "code\tname\tkind\tunit_type\tparent_code\n01\tThành phố Hà Nội\tprovince\tThành phố\t\n" +
@@ -228,11 +229,27 @@ func TestTreeStandby(t *testing.T) {
 		if err := os.WriteFile(roster, []byte(tsv), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		m01 = treeMember(t, dir, "01", storetest.DSN(t), append(parentEnv(t, natSt, nat.url, "01"),
+		dsn01 := storetest.DSN(t)
+		m01 = treeMember(t, dir, "01", dsn01, append(parentEnv(t, natSt, nat.url, "01"),
 			"OPSCENTER_ROSTER_PROVINCE_CODE=01", "OPSCENTER_ROSTER_FILE="+roster)...)
 		startPairMember(t, bin, m01, 200)
+		st01 := openStore(t, dsn01)
+		startTreeSession(t, login(t, st01, m01.url, "hn-lead", auth.RoleLeader), "Bầu cử 23/5/2021 (Hà Nội)")
+		for _, code := range []string{"00001", "00004"} {
+			tk, err := st01.IssueEndpointToken(ctx, "test", code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			others[code] = (&rig{t: t}).dial(client.Options{URL: m01.url, Token: tk, Role: wire.RoleEndpoint,
+				Publish: true, AutoReconnect: true, ReconnectMax: 2 * time.Second})
+		}
 	}
-	waitT(t, "the nation sees the provinces online", 30*time.Second, func() bool {
+	waitT(t, "the nation sees the provinces online, 01's endpoints connected", 30*time.Second, func() bool {
+		for _, c := range others {
+			if c.State() != client.StateConnected {
+				return false
+			}
+		}
 		return lastPresence(natConsole, "22") == wire.StateConnected &&
 			(m01 == nil || lastPresence(natConsole, "01") == wire.StateConnected)
 	})
@@ -299,6 +316,9 @@ func TestTreeStandby(t *testing.T) {
 	for n, c := range all {
 		recon0[n] = c.Reconnects()
 	}
+	for n, c := range others {
+		recon0[n] = c.Reconnects()
+	}
 	killAt := time.Now()
 	pA.kill(t)
 	waitT(t, "B active (/readyz 200)", 5*takeoverGoal, func() bool { s, _ := readyz(mB.url); return s == 200 })
@@ -319,7 +339,7 @@ func TestTreeStandby(t *testing.T) {
 		return ok && lastPresence(natConsole, "22") == wire.StateConnected
 	})
 	t.Logf("FIGURE tree standby (%d province clients%s): B active %v after A's SIGKILL (goal %v); clients back on B %v (goal %v); "+
-		"the nation sees 22 online again %v (goal %v)", len(all), map[bool]string{true: ", province 01", false: ""}[full],
+		"the nation sees 22 online again %v (goal %v)", len(all), map[bool]string{true: fmt.Sprintf(", province 01 with %d", len(others)), false: ""}[full],
 		takeover.Round(time.Millisecond), takeoverGoal, back.Round(time.Millisecond), reconnectGoal,
 		uplinkBack.Round(time.Millisecond), uplinkGoal)
 	t.Logf("22 at the nation since the kill: %s", fmtChanges(presenceOf(natConsole, "22", killAt), killAt))
@@ -330,6 +350,11 @@ func TestTreeStandby(t *testing.T) {
 	if m01 != nil {
 		if l := presenceOf(natConsole, "01", killAt); len(l) > 0 {
 			t.Errorf("province 01 at the nation changed during 22's takeover: %s", fmtChanges(l, killAt))
+		}
+	}
+	for code, c := range others {
+		if c.Reconnects() != recon0[code] || c.State() != client.StateConnected {
+			t.Errorf("01's endpoint %s: %d reconnects during 22's takeover, state %s", code, c.Reconnects()-recon0[code], c.State())
 		}
 	}
 
