@@ -63,3 +63,42 @@ func TestSmokeFanout(t *testing.T) {
 		t.Errorf("markdown row %q", row)
 	}
 }
+
+// TestNationScenario runs the national node's scenario small: 6 child
+// uplinks for 4 s, the floor moving every second. Every child publishes and
+// joins; the server forwards each child the program and (all but the floor's
+// holder) the floor, and the leader's console its 6 tiles.
+func TestNationScenario(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	res, err := Run(ctx, Config{
+		Scenario: "nation", N: n, Duration: 4 * time.Second, Warmup: time.Second, FloorEvery: time.Second,
+		Server: harness.Options{RepoDir: repo, CPU: -1},
+		Logf:   t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb bytes.Buffer
+	WriteTable(&tb, []Result{res})
+	t.Logf("\n%s", tb.String())
+	if res.Scenario != "nation" || res.N != n || res.Endpoints != n || res.JoinFailed != 0 {
+		t.Errorf("scenario %q N %d: endpoints %d, failed joins %d", res.Scenario, res.N, res.Endpoints, res.JoinFailed)
+	}
+	// Audio alone: the program's and the floor's, 50 packets/s each, to every
+	// child; the program alone would be half of this.
+	if min := float64(n) * 100; res.FwdPPS < min || res.RecvPPS < min {
+		t.Errorf("program and floor not both forwarded: forwarded %.0f pkt/s, received %.0f pkt/s, want ≥ %.0f", res.FwdPPS, res.RecvPPS, min)
+	}
+	if res.ServerCores <= 0 || res.PktsPerCPUSec <= 0 || res.ServerRSSMiB <= 0 {
+		t.Errorf("figures not produced: %+v", res)
+	}
+	if row := MarkdownRow(res); !strings.HasPrefix(row, "| nation | 6 | 6 |") {
+		t.Errorf("markdown row %q", row)
+	}
+}

@@ -18,12 +18,12 @@ import (
 
 // Config is one run.
 type Config struct {
-	Scenario    string        // province, fanout, joinstorm, ceiling
-	N           int           // fanout: subscribers; joinstorm: endpoints; province: endpoints (default 190)
+	Scenario    string        // province, nation, fanout, joinstorm, ceiling
+	N           int           // fanout: subscribers; joinstorm: endpoints; province: endpoints (default 190); nation: child uplinks (default 63)
 	Duration    time.Duration // measurement window
 	Warmup      time.Duration // after everyone receives, before measuring
-	FloorEvery  time.Duration // province: floor change interval (default 30 s)
-	Tiles       int           // province: console tiles (default 49)
+	FloorEvery  time.Duration // province, nation: floor change interval (default 30 s)
+	Tiles       int           // province: console tiles (default 49); nation: default N
 	FPS         int           // video frame rate (default 30)
 	Publish     bool          // joinstorm: endpoints also publish
 	JoinWithin  time.Duration // joinstorm: spread of the joins (default 1 s)
@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.FloorEvery == 0 {
 		cfg.FloorEvery = 30 * time.Second
 	}
+	if cfg.Scenario == "nation" {
+		nationDefaults(&cfg)
+	}
 	if cfg.Tiles == 0 {
 		cfg.Tiles = 49
 	}
@@ -122,6 +125,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		err = r.fanout(ctx, &res)
 	case "province":
 		err = r.province(ctx, &res)
+	case "nation":
+		err = r.nation(ctx, &res)
 	case "joinstorm":
 		err = r.joinstorm(ctx, &res)
 	default:
@@ -159,6 +164,11 @@ func (r *run) closeAll() {
 // dialMany joins codes with bounded parallelism (or spread evenly over
 // within, for the join storm) and returns the endpoints that joined.
 func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within time.Duration) ([]*endpoint, int) {
+	return r.dialManyWith(ctx, codes, client.Options{Publish: publish}, within)
+}
+
+// dialManyWith is dialMany with every option but the token taken from o.
+func (r *run) dialManyWith(ctx context.Context, codes []string, o client.Options, within time.Duration) ([]*endpoint, int) {
 	out := make([]*endpoint, len(codes))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 24)
@@ -175,7 +185,9 @@ func (r *run) dialMany(ctx context.Context, codes []string, publish bool, within
 			if within <= 0 {
 				defer func() { <-sem }()
 			}
-			e, err := r.dial(ctx, client.Options{Token: r.srv.Tokens[code], Publish: publish})
+			eo := o
+			eo.Token = r.srv.Tokens[code]
+			e, err := r.dial(ctx, eo)
 			if err != nil {
 				r.logf("join %s: %v", code, err)
 				return
@@ -273,12 +285,19 @@ func (r *run) joinstorm(ctx context.Context, res *Result) error {
 }
 
 func (r *run) province(ctx context.Context, res *Result) error {
+	return r.publishing(ctx, res, "province", EndpointLayers)
+}
+
+// publishing is the province and nation scenarios: 22 publishes the program;
+// N endpoints publish layers and receive program and floor; a leader's console
+// watches Tiles of them at the low layer; the floor moves every FloorEvery.
+func (r *run) publishing(ctx context.Context, res *Result, name string, layers []client.Layer) error {
 	if _, err := r.program(ctx); err != nil {
 		return fmt.Errorf("program publisher: %w", err)
 	}
 	codes := r.nonCommand(r.cfg.N)
-	r.logf("province: %d publishing endpoints joining", len(codes))
-	eps, failed := r.dialMany(ctx, codes, true, 0)
+	r.logf("%s: %d publishing endpoints joining", name, len(codes))
+	eps, failed := r.dialManyWith(ctx, codes, client.Options{Publish: true, Layers: layers}, 0)
 	res.JoinFailed = failed
 	res.Endpoints = len(eps)
 	console, err := r.dial(ctx, client.Options{Token: r.srv.StaffTok, Role: wire.RoleConsole})
@@ -303,7 +322,7 @@ func (r *run) province(ctx context.Context, res *Result) error {
 		return err
 	}
 	if m := waitMedia(append(eps, console), 60*time.Second); m > 0 {
-		r.logf("province: %d endpoints without media after 60 s", m)
+		r.logf("%s: %d endpoints without media after 60 s", name, m)
 	}
 	joinTimes(eps, res)
 	stop := make(chan struct{})

@@ -8,10 +8,14 @@
 //	go run ./cmd/loadgen -scenario fanout -n 50,190,400,800 -duration 30s
 //	go run ./cmd/loadgen -scenario province -duration 60s -json out.json
 //	go run ./cmd/loadgen -scenario joinstorm -n 190
+//	go run ./cmd/loadgen -scenario nation -n 34,63 -duration 20s
 //
 // Scenarios: province (22 publishes a 1.5 Mbit/s 3-layer program, 190
 // endpoints publish ~100/400/1200 kbit/s layers, a leader's console watches
-// 49 low-layer tiles, the floor moves every 30 s); fanout (22 publishes, N
+// 49 low-layer tiles, the floor moves every 30 s); nation (a national node:
+// 22 publishes the program, N = 63 child uplinks each publish a 1.5 Mbit/s
+// 3-layer program and receive program and floor, a console watches all N at
+// the low layer, the floor moves every 30 s); fanout (22 publishes, N
 // communes receive the top layer + audio; with several N it stops at loss
 // > 1%, e2e p99 > 20 ms or the generator above 0.9 core); joinstorm (N
 // endpoints join within 1 s: time from signaling to first media); ceiling
@@ -48,12 +52,12 @@ func run() error {
 	if loadgen.CeilingSenderRequested() { // the ceiling scenario's sender, re-executed by loadgen.Run
 		return loadgen.CeilingSenderMain(os.Stdin, os.Stdout)
 	}
-	scenario := flag.String("scenario", "fanout", "province, fanout, joinstorm or ceiling")
-	ns := flag.String("n", "", "endpoints (fanout: subscribers, comma-separated progression; default fanout 50,190,400,800, others 190)")
+	scenario := flag.String("scenario", "fanout", "province, nation, fanout, joinstorm or ceiling")
+	ns := flag.String("n", "", "endpoints (fanout: subscribers, comma-separated progression; default fanout 50,190,400,800, nation 63, others 190)")
 	dur := flag.Duration("duration", 30*time.Second, "measurement window")
 	warm := flag.Duration("warmup", 5*time.Second, "warm-up before measuring")
 	fps := flag.Int("fps", 30, "video frame rate")
-	floor := flag.Duration("floor-every", 30*time.Second, "province: floor change interval")
+	floor := flag.Duration("floor-every", 30*time.Second, "province, nation: floor change interval")
 	publish := flag.Bool("publish", false, "joinstorm: endpoints also publish")
 	srvCPU := flag.Int("server-cpu", 0, "core for the server (taskset), -1 = unpinned")
 	genCPU := flag.Int("gen-cpu", 1, "core for the generator (taskset), -1 = unpinned")
@@ -93,8 +97,11 @@ func run() error {
 	spec := *ns
 	if spec == "" {
 		spec = "190"
-		if *scenario == "fanout" {
+		switch *scenario {
+		case "fanout":
 			spec = "50,190,400,800"
+		case "nation":
+			spec = "63"
 		}
 	}
 	for _, s := range strings.Split(spec, ",") {
