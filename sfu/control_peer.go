@@ -21,7 +21,7 @@ import (
 //
 // # Lock order
 //
-// A Peer has five mutexes: negMu and mu here, allocMu and estMu in
+// A Peer has six mutexes: negMu, tickMu and mu here, allocMu and estMu in
 // peerEgress, lossWin.mu in peerIngress. A lock may be taken while holding
 // the ones above it on its branch, never the other way round:
 //
@@ -32,6 +32,10 @@ import (
 //	    ├── Slot.mu
 //	    │   └── upLayer.slotsMu
 //	    └── UpTrack.mu
+//	tickMu                  the periodic tick (egress_realloc.go), held across a
+//	│                       whole tick; Close takes it alone, to stop the ticks
+//	├── allocMu             reallocate, as above, with what it takes under it
+//	└── mu                  publisherCounters, sendReports
 //	estMu                   one TWCC feedback, from a slot's RTCP loop
 //	└── estimator.mu
 //	lossWin.mu              a leaf
@@ -84,8 +88,11 @@ type Peer struct {
 	peerIngress // the publisher leg's RTCP and loss (ingress_publisher.go)
 	peerEgress  // the subscriber leg's downlink (egress_downlink.go)
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	// The periodic tick (egress_realloc.go): a runtime timer, no goroutine.
+	tickMu      sync.Mutex
+	tickT       *time.Timer // guarded by tickMu
+	tickStopped bool        // guarded by tickMu
+	ticks       uint64      // guarded by tickMu
 }
 
 func newPeer(e *Engine, id string) *Peer {
@@ -94,15 +101,13 @@ func newPeer(e *Engine, id string) *Peer {
 		id:         id,
 		log:        e.log.With("peer", id),
 		slotByName: make(map[string]*Slot),
-		done:       make(chan struct{}),
 	}
 	p.probe.interval = probeMinInterval
 	p.pubRTCP.peer = p
 	p.est = newEstimator(e.cfg.InitialBitrate, e.cfg.MinBitrate, e.cfg.MaxBitrate)
 	p.fbKey = -1
 	p.probe.next = time.Now().Add(probeFirst)
-	p.wg.Add(1)
-	go p.allocLoop()
+	p.startTicks()
 	return p
 }
 
@@ -345,7 +350,7 @@ func (p *Peer) Close() error {
 	slots := append([]*Slot(nil), p.slots...)
 	tracks := append([]*UpTrack(nil), p.tracks...)
 	p.mu.Unlock()
-	close(p.done)
+	p.stopTicks()
 	for _, s := range slots {
 		s.close()
 	}
@@ -366,7 +371,6 @@ func (p *Peer) Close() error {
 	for _, t := range tracks {
 		t.close()
 	}
-	p.wg.Wait()
 	p.mu.Lock()
 	p.e.countLeg(p.legPath.Swap(pathNone), -1)
 	p.mu.Unlock()

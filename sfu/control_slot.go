@@ -52,6 +52,9 @@ func (s *Slot) SetSource(t *UpTrack, requestedLayer int) error {
 			t.addWatcher(s)
 		}
 	}
+	if t != nil {
+		s.startRTCP()
+	}
 	s.peer.reallocate()
 	return nil
 }

@@ -100,7 +100,6 @@ func (p *Peer) AddSlot(name string, kind webrtc.RTPCodecType) (*Slot, error) {
 		peer:   p,
 		name:   name,
 		kind:   kind,
-		queue:  make(chan qentry, p.e.cfg.WriterQueue),
 		closed: make(chan struct{}),
 	}
 	s.target.Store(-1)
@@ -121,8 +120,8 @@ func (p *Peer) AddSlot(name string, kind webrtc.RTPCodecType) (*Slot, error) {
 	p.slots = append(p.slots, s)
 	p.slotByName[name] = s
 	p.mu.Unlock()
-	s.wg.Add(1)
-	go s.rtcpLoop() // the writer goroutine starts when first needed (Slot.startWriter)
+	// The RTCP reader starts with the first source (Slot.startRTCP), the
+	// writer goroutine when first needed (Slot.startWriter).
 	p.needNegotiation()
 	return s, nil
 }

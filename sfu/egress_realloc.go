@@ -9,23 +9,42 @@ import (
 // A peer's allocator: twice a second and on every control change it turns
 // the estimate into a layer per slot (the pure part is egress_alloc.go).
 
-func (p *Peer) allocLoop() {
-	defer p.wg.Done()
-	tk := time.NewTicker(500 * time.Millisecond)
-	defer tk.Stop()
-	tick := 0
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-tk.C:
-			p.lossWin.add(p.publisherCounters(nanotime()))
-			p.reallocate()
-			if tick++; tick%2 == 0 {
-				p.sendReports()
-			}
-		}
+// allocEvery is the period of a peer's allocation tick (sender reports every
+// second tick).
+const allocEvery = 500 * time.Millisecond
+
+// startTicks arms the peer's periodic work on a runtime timer: a function the
+// timer runs on a goroutine of its own only while it works, so an idle peer
+// keeps no goroutine (it was one goroutine and one ticker per peer). A tick
+// that blocks (a write to a stalled ICE-TCP leg) delays only this peer.
+func (p *Peer) startTicks() {
+	p.tickMu.Lock()
+	p.tickT = time.AfterFunc(allocEvery, p.tick)
+	p.tickMu.Unlock()
+}
+
+// tick: loss window, reallocation, and every second the sender reports. The
+// next one is armed when this one ends, so ticks of one peer never overlap.
+func (p *Peer) tick() {
+	p.tickMu.Lock()
+	defer p.tickMu.Unlock()
+	if p.tickStopped {
+		return
 	}
+	p.lossWin.add(p.publisherCounters(nanotime()))
+	p.reallocate()
+	if p.ticks++; p.ticks%2 == 0 {
+		p.sendReports()
+	}
+	p.tickT.Reset(allocEvery)
+}
+
+// stopTicks stops the ticks; a tick running now finishes first.
+func (p *Peer) stopTicks() {
+	p.tickMu.Lock()
+	p.tickStopped = true
+	p.tickT.Stop()
+	p.tickMu.Unlock()
 }
 
 // reallocate recomputes every slot's layer from requests, the bandwidth

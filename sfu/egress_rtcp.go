@@ -12,8 +12,9 @@ import (
 // (NACK, PLI/FIR, receiver reports, REMB, TWCC feedback), and the sender
 // reports the slots send.
 
-// rtcpLoop reads the RTCP the subscriber sends about this slot: NACKs are
-// answered from the publisher layer's cache, PLI/FIR are forwarded
+// rtcpLoop reads the RTCP the subscriber sends about this slot. It starts
+// when the slot first gets a source (startRTCP): a slot that never carried
+// media gets no RTCP. NACKs are answered from the publisher layer's cache, PLI/FIR are forwarded
 // (rate-limited) to the publisher, RRs feed statistics, REMB feeds the BWE.
 func (s *Slot) rtcpLoop() {
 	defer s.wg.Done()
@@ -43,14 +44,7 @@ func (s *Slot) rtcpLoop() {
 				if p.MediaSSRC != ssrc {
 					continue
 				}
-				s.startWriter()
-				for _, pair := range p.Nacks {
-					select {
-					case s.queue <- qentry{op: opNACK, seq: pair.PacketID, blp: uint16(pair.LostPackets)}:
-					default:
-						s.dropped.Add(1)
-					}
-				}
+				s.answerNACK(p.Nacks)
 			case *rtcp.PictureLossIndication:
 				if p.MediaSSRC == ssrc {
 					s.forwardPLI()
@@ -68,6 +62,32 @@ func (s *Slot) rtcpLoop() {
 			case *rtcp.TransportLayerCC:
 				s.peer.onTWCC(p)
 			}
+		}
+	}
+}
+
+// answerNACK answers a NACK from the publisher layer's cache. When the
+// subscriber is on UDP and nothing is queued for the slot, this goroutine
+// writes the retransmissions itself, as a publisher reader writes media on
+// the direct path (a datagram write does not wait on the subscriber), so a
+// slot on UDP never needs a writer goroutine. Otherwise (ICE-TCP, or while
+// the queue drains, which keeps the order) they go to the writer.
+func (s *Slot) answerNACK(nacks []rtcp.NackPair) {
+	if s.peer.subDirect.Load() && len(s.q()) == 0 {
+		s.wmu.Lock()
+		st := s.writer()
+		for _, pair := range nacks {
+			s.writeNACK(st, qentry{op: opNACK, seq: pair.PacketID, blp: uint16(pair.LostPackets)})
+		}
+		s.wmu.Unlock()
+		return
+	}
+	s.startWriter()
+	for _, pair := range nacks {
+		select {
+		case s.q() <- qentry{op: opNACK, seq: pair.PacketID, blp: uint16(pair.LostPackets)}: // nil (drop) only once closed
+		default:
+			s.dropped.Add(1)
 		}
 	}
 }

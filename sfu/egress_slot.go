@@ -21,12 +21,13 @@ import (
 // A Slot has three mutexes. A lock may be taken while holding the ones above
 // it on its branch, never the other way round:
 //
-//	wmu                      the writer goroutine, or a publisher reader writing directly
+//	wmu                      the writer goroutine, a publisher reader writing directly, or
+//	                         the RTCP reader answering a NACK on UDP (answerNACK)
 //	├── mu                   writeMedia → syncAttachments when the forwarded layer changes
 //	│   └── upLayer.slotsMu
 //	├── packetCache.mu       copying a payload out of the layer's cache
 //	└── the leg's output     Pion's RTP writer or SRTP endpoint, or batchConn.mu
-//	startMu                  a leaf: starting and stopping the writer goroutine
+//	startMu                  a leaf: starting and stopping the writer goroutine, starting the RTCP reader
 //
 // mu is also taken on the control path, under the subscriber's
 // Peer.allocMu (see Peer), where it is never held together with Peer.mu or
@@ -41,7 +42,10 @@ type Slot struct {
 	dt   *downTrack
 
 	sender *webrtc.RTPSender
-	queue  chan qentry
+	// queue feeds the writer goroutine. It is made with the first writer
+	// (startWriter) and kept: a slot on UDP never needs one, and 256 entries
+	// per slot were the largest item of the heap at N = 190.
+	queue atomic.Pointer[chan qentry]
 	// wmu guards ws. The writer goroutine holds it per queued entry; a
 	// publisher reader holds it while it writes to this slot directly (see
 	// enqueue). It is per slot and only contended during a layer switch,
@@ -52,6 +56,7 @@ type Slot struct {
 	// subscriber is on UDP are written directly and never need it.
 	startMu  sync.Mutex
 	writerUp atomic.Bool
+	rtcpUp   bool // the RTCP reader runs (startRTCP); guarded by startMu
 
 	closed chan struct{}
 	once   sync.Once
@@ -175,6 +180,13 @@ func (s *Slot) syncAttachments() {
 // out is the calling spreader worker's own batch (ingress_spread.go), nil
 // for the reader itself, whose datagrams go to the socket's shared batch.
 func (s *Slot) enqueue(l *upLayer, out *sendBatch, seq uint16, flags uint8, at int64, payload []byte, ts uint32) bool {
+	if s.current.Load() == nil && !s.peer.subReady.Load() {
+		// The leg has not connected yet and the slot has sent nothing: its
+		// first packet can only go out once the leg is up (writeMedia). Drop
+		// here rather than start a writer and its queue for every slot of
+		// every joining subscriber (its selected pair is not known yet).
+		return false
+	}
 	video := s.kind == webrtc.RTPCodecTypeVideo
 	resync := false
 	if video && s.needResync.Load() {
@@ -186,7 +198,7 @@ func (s *Slot) enqueue(l *upLayer, out *sendBatch, seq uint16, flags uint8, at i
 		resync = true
 		flags |= flagResync
 	}
-	if payload != nil && s.peer.subDirect.Load() && len(s.queue) == 0 {
+	if payload != nil && s.peer.subDirect.Load() && len(s.q()) == 0 {
 		s.wmu.Lock()
 		st := s.writer()
 		st.batch = out
@@ -200,7 +212,7 @@ func (s *Slot) enqueue(l *upLayer, out *sendBatch, seq uint16, flags uint8, at i
 	}
 	s.startWriter()
 	select {
-	case s.queue <- qentry{layer: l, seq: seq, flags: flags, at: at}:
+	case s.q() <- qentry{layer: l, seq: seq, flags: flags, at: at}: // nil (drop) only once closed
 		if resync {
 			s.needResync.Store(false)
 		}
@@ -216,7 +228,16 @@ func (s *Slot) enqueue(l *upLayer, out *sendBatch, seq uint16, flags uint8, at i
 	return false
 }
 
-// startWriter starts the writer goroutine once (not after close).
+// q returns the writer's queue, nil before the first writer started.
+func (s *Slot) q() chan qentry {
+	if p := s.queue.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// startWriter starts the writer goroutine once (not after close), making
+// its queue first.
 func (s *Slot) startWriter() {
 	if s.writerUp.Load() {
 		return
@@ -226,9 +247,26 @@ func (s *Slot) startWriter() {
 	if s.writerUp.Load() || s.isClosed() {
 		return
 	}
+	if s.queue.Load() == nil {
+		ch := make(chan qentry, s.peer.e.cfg.WriterQueue)
+		s.queue.Store(&ch)
+	}
 	s.wg.Add(1)
 	go s.writeLoop()
 	s.writerUp.Store(true)
+}
+
+// startRTCP starts the RTCP reader once (not after close). Slots without a
+// source (a commune's floor slots, most of the day) keep no reader goroutine.
+func (s *Slot) startRTCP() {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.rtcpUp || s.isClosed() {
+		return
+	}
+	s.rtcpUp = true
+	s.wg.Add(1)
+	go s.rtcpLoop()
 }
 
 // writeLoop drains the slot's queue. It exits after Config.WriterIdle without work:
@@ -238,6 +276,7 @@ func (s *Slot) startWriter() {
 func (s *Slot) writeLoop() {
 	defer s.wg.Done()
 	writerIdle := s.peer.e.cfg.WriterIdle
+	queue := s.q()
 	idle := time.NewTimer(writerIdle)
 	defer idle.Stop()
 	for {
@@ -249,7 +288,7 @@ func (s *Slot) writeLoop() {
 				return
 			}
 			idle.Reset(writerIdle)
-		case e := <-s.queue:
+		case e := <-queue:
 			idle.Reset(writerIdle)
 			s.wmu.Lock()
 			st := s.writer()
@@ -270,7 +309,7 @@ func (s *Slot) writeLoop() {
 // starts a new one. It reports whether the caller must exit.
 func (s *Slot) stopIdleWriter() bool {
 	s.startMu.Lock()
-	if len(s.queue) > 0 {
+	if len(s.q()) > 0 {
 		s.startMu.Unlock()
 		return false
 	}
@@ -278,7 +317,7 @@ func (s *Slot) stopIdleWriter() bool {
 	s.startMu.Unlock()
 	// An enqueue that saw writerUp still true just before it was cleared skipped
 	// starting a writer: pick its entry up with a new one.
-	if len(s.queue) > 0 {
+	if len(s.q()) > 0 {
 		s.startWriter()
 	}
 	return true

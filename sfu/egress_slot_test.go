@@ -53,8 +53,7 @@ func newUnitRig() *unitRig {
 func (r *unitRig) slot(w webrtc.TrackLocalWriter) *Slot {
 	sp := &Peer{e: r.e, id: "sub", log: r.e.log}
 	sp.subReady.Store(true)
-	s := &Slot{peer: sp, kind: webrtc.RTPCodecTypeVideo, queue: make(chan qentry, r.e.cfg.WriterQueue),
-		closed: make(chan struct{}), dt: &downTrack{}}
+	s := &Slot{peer: sp, kind: webrtc.RTPCodecTypeVideo, closed: make(chan struct{}), dt: &downTrack{}}
 	s.dt.binding.Store(&binding{ssrc: 1, pt: 96, w: w})
 	s.desired.Store(r.layer)
 	s.syncAttachments()
@@ -144,7 +143,7 @@ func TestDropToKeyframeResync(t *testing.T) {
 		t.Fatal("queue never overflowed")
 	}
 	close(w.block) // writer unblocks and drains
-	waitFor(t, 5*time.Second, "queue drained", func() bool { return len(s.queue) == 0 })
+	waitFor(t, 5*time.Second, "queue drained", func() bool { return len(s.q()) == 0 })
 	before := w.n.Load()
 	frame() // interframe: still dropped
 	time.Sleep(50 * time.Millisecond)

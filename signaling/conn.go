@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -132,7 +133,7 @@ func (c *conn) run() {
 	go c.readLoop()
 	done := make(chan struct{})
 	go func() { c.writeLoop(); close(done) }()
-	go c.pingLoop()
+	c.startPings()
 	c.loop()
 	c.teardown()
 	select {
@@ -241,24 +242,41 @@ func (c *conn) writeLoop() {
 	}
 }
 
-func (c *conn) pingLoop() {
-	t := time.NewTicker(c.svc.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.PingInterval)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil && c.ctx.Err() == nil {
-				c.svc.log.Info("signaling: ping failed", "peer", c.peerID, "err", err)
-				c.abort()
-				return
-			}
-		case <-c.ctx.Done():
+// startPings pings the client every PingInterval. Each ping runs on a
+// goroutine of a runtime timer's own only while it waits for its pong (the
+// library's Ping blocks until then); between pings a connection keeps no
+// goroutine for them (it was a goroutine and a ticker per connection). The
+// next ping is armed when a pong came back, so pings never overlap, and
+// none is armed once the connection's context is done.
+func (c *conn) startPings() {
+	var mu sync.Mutex
+	var t *time.Timer
+	ping := func() {
+		if c.ctx.Err() != nil {
 			return
 		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.svc.cfg.PingInterval)
+		err := c.ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.svc.log.Info("signaling: ping failed", "peer", c.peerID, "err", err)
+				c.abort()
+			}
+			return
+		}
+		mu.Lock()
+		t.Reset(c.svc.cfg.PingInterval)
+		mu.Unlock()
 	}
+	mu.Lock()
+	t = time.AfterFunc(c.svc.cfg.PingInterval, ping)
+	mu.Unlock()
+	context.AfterFunc(c.ctx, func() {
+		mu.Lock()
+		t.Stop()
+		mu.Unlock()
+	})
 }
 
 // teardown releases everything the connection held.
