@@ -51,8 +51,9 @@ const ingestGather = 5 * time.Second
 
 // extPeer is a WHIP publisher or a WHEP viewer in the room (Room.ext).
 type extPeer struct {
-	program bool     // a WHIP publisher: may become the program
-	slots   []string // a WHEP viewer: the slots it negotiated
+	program    bool     // a WHIP publisher: may become the program
+	relayFloor bool     // the uplink's relay of the parent's floor (relayfloor.go)
+	slots      []string // a WHEP viewer: the slots it negotiated
 }
 
 // IngestSession is one WHIP or WHEP resource.
@@ -378,6 +379,7 @@ func (r *Room) dropExt(peerID string) {
 	}
 	delete(r.ext, peerID)
 	r.dropProgram(peerID)
+	r.dropRelayFloor(peerID)
 	r.onChange()
 }
 
@@ -385,7 +387,7 @@ func (r *Room) dropExt(peerID string) {
 func (r *Room) extSubscribers() []Subscriber {
 	var out []Subscriber
 	for _, id := range sortedKeys(r.ext) {
-		if e := r.ext[id]; !e.program {
+		if e := r.ext[id]; !e.program && !e.relayFloor {
 			out = append(out, Subscriber{PeerID: id, Only: append([]string{}, e.slots...)})
 		}
 	}

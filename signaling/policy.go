@@ -56,7 +56,11 @@ type PolicyState struct {
 	// Floor, PrivateLine: endpoint codes, "" for none.
 	Floor       string
 	PrivateLine string
-	RollCall    bool
+	// RelayFloor is the peer id of the parent's floor relayed down by this
+	// node's uplink (relayfloor.go), "" for none. It is the floor while Floor
+	// is "": a floor given at this node wins.
+	RelayFloor string
+	RollCall   bool
 	// Muted holds the codes whose microphone must reach no one (command-room mute
 	// or the endpoint's own mute).
 	Muted map[string]bool
@@ -125,6 +129,9 @@ func (st *PolicyState) Route() map[string]Routes {
 				if !st.Muted[st.Floor] {
 					r[SlotFloorAudio] = Route{floorPeer, 0}
 				}
+			} else if st.Floor == "" && st.RelayFloor != "" && s.PeerID != st.RelayFloor {
+				r[SlotFloorVideo] = Route{st.RelayFloor, media.LayerHigh}
+				r[SlotFloorAudio] = Route{st.RelayFloor, 0} // the parent gates a muted floor
 			}
 		}
 		if s.Console {

@@ -105,7 +105,8 @@ type Room struct {
 	outages     []Outage // losses of link during a session, until their incident is done (outage.go)
 	log         *slog.Logger
 
-	ext map[string]extPeer // WHIP publishers and WHEP viewers by peer id (ingest.go)
+	ext        map[string]extPeer // WHIP publishers and WHEP viewers by peer id (ingest.go)
+	relayFloor string             // the relayed parent floor's peer id, "" for none (relayfloor.go)
 
 	root string // the command room's code (Config.RootCode); read-only after New
 }
@@ -436,6 +437,9 @@ func (r *Room) forget(code string) (routing bool) {
 func (r *Room) published(peerID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.relayFloorPublished(peerID) {
+		return
+	}
 	c := r.conns[peerID]
 	if (c == nil || !c.program) && !r.ext[peerID].program { // a WHIP publisher is one too
 		return
@@ -473,6 +477,7 @@ func (r *Room) policyState() *PolicyState {
 		SessionID:     r.sessionID,
 		Program:       r.programPeer(),
 		Floor:         r.floor,
+		RelayFloor:    r.relayFloor,
 		PrivateLine:   r.privateLine,
 		RollCall:      r.rollCall,
 		Muted:         map[string]bool{},

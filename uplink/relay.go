@@ -31,7 +31,10 @@ type PublishFunc func(offer string) (answer string, stop func(), err error)
 // node through its WHIP ingest: to the node's routing, record and presence it
 // is a program publisher like any other, so "newest publisher wins" makes it
 // the program, and ending it gives the program back to the command room.
+// The parent's floor is relayed the same way, as the node's relayed floor
+// (floorrelay.go).
 type relay struct {
+	slot         string // the uplink's received video slot it relays (keyframes are asked on it)
 	pc           *webrtc.PeerConnection
 	video, audio *webrtc.TrackLocalStaticRTP
 	stop         func()
@@ -52,7 +55,7 @@ func (u *Uplink) SetProgramSource(src string) error {
 		if u.cfg.PublishProgram == nil {
 			return errors.New("this node cannot publish a relayed program (no ingest)")
 		}
-		r, err := u.startRelay()
+		r, err := u.startRelay(u.cfg.PublishProgram, "uplink-"+u.cfg.Code, signaling.SlotProgramVideo)
 		if err != nil {
 			return fmt.Errorf("relay the parent's program: %w", err)
 		}
@@ -70,6 +73,7 @@ func (u *Uplink) SetProgramSource(src string) error {
 	u.status.ProgramSource = src
 	u.mu.Unlock()
 	u.log.Info("uplink: program source", "source", src)
+	u.kickFloor() // the parent's floor comes down with its program (floorrelay.go)
 	u.changed()
 	return nil
 }
@@ -83,16 +87,24 @@ func (u *Uplink) ProgramSource() string {
 }
 
 // onRTP is the protocol client's packet hook: the parent's program goes into
-// the relay while the node's program source is the parent.
+// the relay while the node's program source is the parent, and the parent's
+// floor into the floor relay while there is one (floorrelay.go).
 func (u *Uplink) onRTP(slot string, p *rtp.Packet) {
 	r := u.relay.Load()
+	switch slot {
+	case signaling.SlotProgramVideo, signaling.SlotProgramAudio:
+	case signaling.SlotFloorVideo, signaling.SlotFloorAudio:
+		r = u.floor.relay.Load()
+	default:
+		return
+	}
 	if r == nil {
 		return
 	}
 	switch slot {
-	case signaling.SlotProgramVideo:
+	case signaling.SlotProgramVideo, signaling.SlotFloorVideo:
 		_ = r.video.WriteRTP(p) // an error means the relay closed meanwhile
-	case signaling.SlotProgramAudio:
+	default:
 		_ = r.audio.WriteRTP(p)
 	}
 }
@@ -132,7 +144,10 @@ func gatherOffer(pc *webrtc.PeerConnection) (string, error) {
 	return pc.LocalDescription().SDP, nil
 }
 
-func (u *Uplink) startRelay() (*relay, error) {
+// startRelay publishes a relay into the node with publish: one VP8 and one
+// Opus track (stream id stream) fed from the uplink's received slots, the
+// video's being videoSlot.
+func (u *Uplink) startRelay(publish PublishFunc, stream, videoSlot string) (*relay, error) {
 	api, err := nodeAPI()
 	if err != nil {
 		return nil, err
@@ -141,14 +156,13 @@ func (u *Uplink) startRelay() (*relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &relay{pc: pc}
+	r := &relay{pc: pc, slot: videoSlot}
 	ok := false
 	defer func() {
 		if !ok {
 			_ = pc.Close()
 		}
 	}()
-	stream := "uplink-" + u.cfg.Code
 	if r.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", stream); err != nil {
 		return nil, err
 	}
@@ -167,7 +181,7 @@ func (u *Uplink) startRelay() (*relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	answer, stop, err := u.cfg.PublishProgram(offer)
+	answer, stop, err := publish(offer)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +198,7 @@ func (u *Uplink) startRelay() (*relay, error) {
 	return r, nil
 }
 
-// keyframeUp asks the parent for a keyframe of its program, at most every 500 ms.
+// keyframeUp asks the parent for a keyframe of the relayed slot, at most every 500 ms.
 func (u *Uplink) keyframeUp(r *relay) func() {
 	return func() {
 		now := time.Now().UnixNano()
@@ -192,7 +206,7 @@ func (u *Uplink) keyframeUp(r *relay) func() {
 			return
 		}
 		if c := u.Client(); c != nil {
-			_ = c.RequestKeyframe(signaling.SlotProgramVideo)
+			_ = c.RequestKeyframe(r.slot)
 		}
 	}
 }

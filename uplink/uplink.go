@@ -11,7 +11,8 @@
 //
 // Along it, for now: the parent's program comes down and, when the node's
 // leaders choose it, becomes the node's program through the node's own WHIP
-// ingest (relay.go); the node's own turnout figure goes up, through the
+// ingest (relay.go), with the parent's floor as the node's relayed floor
+// (floorrelay.go); the node's own turnout figure goes up, through the
 // parent's REST API with the same credential (turnout.go).
 package uplink
 
@@ -71,6 +72,10 @@ type Config struct {
 	// PublishProgram, if set, lets the node take the parent's program as its
 	// own (SetProgramSource): the relay is published into the node with it.
 	PublishProgram PublishFunc
+	// PublishFloor, if set, relays the parent's floor into the node while its
+	// program source is the parent (floorrelay.go): the node's endpoints see
+	// it as their floor while the node has none of its own.
+	PublishFloor PublishFunc
 
 	// OnChange, if set, is called after the state or the program source
 	// changed (the node's consoles are told: signaling.Service.UplinkChanged).
@@ -111,6 +116,7 @@ type Uplink struct {
 
 	progMu sync.Mutex            // serialises SetProgramSource
 	relay  atomic.Pointer[relay] // the parent's program into the node; nil: own program
+	floor  floorRelay            // the parent's floor into the node (floorrelay.go)
 	http   *http.Client
 
 	received map[string]bool // directive ids already in the node's log (runDirectives only)
@@ -146,6 +152,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Uplink, erro
 		}
 	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.floor.kick = make(chan struct{}, 1)
+	if cfg.PublishFloor != nil {
+		u.wg.Add(1)
+		go u.runFloorRelay()
+	}
 	if cfg.ViewProgram != nil { // before run: its dials publish it
 		u.up = &programUp{}
 		u.up.src = &client.Source{OnKeyframe: u.up.keyframe}
@@ -248,6 +259,7 @@ func (u *Uplink) run() {
 		u.mu.Lock()
 		u.cli = nil
 		u.mu.Unlock()
+		u.setParentFloor("") // unknown until the next welcome
 		c.Close()
 		// Replaced or removed at the parent: wait the longest back-off, so two
 		// holders of one link do not take it from each other in a tight loop.
@@ -263,7 +275,7 @@ func (u *Uplink) dial() (*client.Client, error) {
 		NoAudio: true, NoVideo: true,
 		AllInterface: true, NetworkTypes: []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4},
 		AutoReconnect: true, ReconnectMin: u.cfg.ReconnectMin, ReconnectMax: u.cfg.ReconnectMax,
-		OnRTP: u.onRTP, Log: u.log}
+		OnRTP: u.onRTP, OnMessage: u.onMessage, Log: u.log}
 	if u.up != nil {
 		o.Publish, o.Source, o.NoVideo, o.NoAudio = true, u.up.src, false, false
 	}

@@ -21,10 +21,11 @@ func (a *App) startUplink(reg prometheus.Registerer) error {
 	u, err := uplink.New(uplink.Config{URL: p.URL, Token: p.Token(), Code: a.Config.Roster.ProvinceCode,
 		ReconnectMin: p.ReconnectMin, ReconnectMax: p.ReconnectMax,
 		Figure: a.ownFigure, SyncInterval: p.SyncInterval, PublishProgram: a.publishProgram,
-		OnChange:    a.Live.UplinkChanged,
-		ViewProgram: a.viewProgram,
-		Directives:  uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode},
-		Escalations: uplinkEscalations{a.Store}}, a.Log, reg)
+		PublishFloor: a.publishFloor,
+		OnChange:     a.Live.UplinkChanged,
+		ViewProgram:  a.viewProgram,
+		Directives:   uplinkDirectives{a.Store, a.Config.Roster.ProvinceCode},
+		Escalations:  uplinkEscalations{a.Store}}, a.Log, reg)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
@@ -62,6 +63,16 @@ func (a *App) viewProgram(offer string) (string, func(), error) {
 // newest program publisher, until it stops.
 func (a *App) publishProgram(offer string) (string, func(), error) {
 	m, err := a.Live.StartWHIP(auth.Principal{EndpointCode: a.Config.Roster.ProvinceCode}, offer)
+	if err != nil {
+		return "", nil, err
+	}
+	return m.Answer(), m.Close, nil
+}
+
+// publishFloor publishes the uplink's relay of the parent's floor through this
+// node's ingest: this node's floor while it has none of its own, until it stops.
+func (a *App) publishFloor(offer string) (string, func(), error) {
+	m, err := a.Live.StartRelayFloor(offer)
 	if err != nil {
 		return "", nil, err
 	}

@@ -102,6 +102,11 @@ type Options struct {
 	// not block, and must copy what it keeps (the packet is reused). Not called
 	// with Meter. A node's uplink relays the parent's program with it.
 	OnRTP func(slot string, p *rtp.Packet)
+	// OnMessage, if set, is given every server message after it is recorded
+	// (welcome included, on every connection). It runs on the WebSocket's
+	// reader: it must not block. A node's uplink follows the parent's floor
+	// with it.
+	OnMessage func(wire.Envelope)
 	// Source, if set with Publish, is published instead of the synthetic media
 	// (one VP8 layer and Opus from elsewhere; Layers, FPS and NoAudio do not apply).
 	Source *Source

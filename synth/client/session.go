@@ -124,6 +124,9 @@ func (s *session) readLoop() {
 			continue
 		}
 		s.c.record(env)
+		if f := s.c.opts.OnMessage; f != nil {
+			f(env)
+		}
 		switch env.Type {
 		case wire.TypeSubscriberOffer:
 			var m wire.SDPMsg
