@@ -24,7 +24,7 @@ go test -v -count=1 -timeout 20m $pkgs >>"$log" 2>&1 || rc=1
 # tests but one: TestLiveSession (21 Pion clients, timed floor switches) is 5-10x slower
 # under -race and outruns its margins on 2 loaded cores; it runs above without -race, and
 # the same paths run under -race in the other end-to-end tests.
-race_pkgs="./sfu/... ./signaling/... ./eventbus/... ./journal/... ./web/... ./record/..."
+race_pkgs="./sfu/... ./signaling/... ./eventbus/... ./journal/... ./web/... ./record/... ./uplink/... ./synth/client/..."
 echo "== go test -race $race_pkgs (all but TestLiveSession)"
 go test -race -v -count=1 -timeout 25m -skip '^TestLiveSession$' $race_pkgs >>"$log" 2>&1 || rc=1
 if go list ./browsertest >/dev/null 2>&1; then
