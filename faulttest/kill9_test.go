@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,12 +94,22 @@ type serverEnv struct {
 func (s *serverEnv) start(t *testing.T) *proc {
 	t.Helper()
 	s.runs++
-	lf, err := os.Create(filepath.Join(s.logDir, fmt.Sprintf("server-%d.log", s.runs)))
+	p, took := serve(t, s.bin, s.env, filepath.Join(s.logDir, fmt.Sprintf("server-%d.log", s.runs)), "opscenter", s.url, 200)
+	t.Logf("opscenter run %d (pid %d) ready in %v", s.runs, p.cmd.Process.Pid, took.Round(time.Millisecond))
+	return p
+}
+
+// serve starts `bin serve` with env, its output in logPath, and waits (60 s at
+// most) until it answers /readyz at url with want; it is stopped at the end of
+// the test.
+func serve(t *testing.T, bin string, env []string, logPath, name, url string, want int) (*proc, time.Duration) {
+	t.Helper()
+	lf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(s.bin, "serve")
-	cmd.Env = append(os.Environ(), s.env...)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -113,23 +122,19 @@ func (s *serverEnv) start(t *testing.T) *proc {
 		select {
 		case err := <-p.exited:
 			p.exited <- err
-			b, _ := os.ReadFile(lf.Name())
-			t.Fatalf("opscenter exited: %v\n%s", err, b)
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("%s exited: %v\n%s", name, err, b)
 		default:
 		}
-		if resp, err := http.Get(s.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if st, _ := readyz(url); st == want {
+			return p, time.Since(start)
 		}
 		if time.Since(start) > 60*time.Second {
-			t.Fatalf("opscenter not ready after 60 s (log %s)", lf.Name())
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("%s: /readyz not %d after 60 s\n%s", name, want, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("opscenter run %d (pid %d) ready in %v", s.runs, cmd.Process.Pid, time.Since(start).Round(time.Millisecond))
-	return p
 }
 
 // kill sends SIGKILL and reaps the process.
@@ -194,28 +199,8 @@ func TestKill9AndRestart(t *testing.T) {
 	p := s.start(t)
 
 	// Credentials straight in the database; the API through the binary.
-	token := func(code string) string {
-		tok, err := st.IssueEndpointToken(ctx, "test", code)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
-	user := func(name string, role auth.Role) *rest {
-		pw := "password-" + name + "-long"
-		h, err := auth.HashPassword(pw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.CreateUser(ctx, "test", name, role, h); err != nil {
-			t.Fatal(err)
-		}
-		var out struct{ Token string }
-		(&rest{base: s.url}).do(t, "POST", "/api/v1/auth/login", map[string]string{"username": name, "password": pw}, &out, 200)
-		return &rest{base: s.url, token: out.Token}
-	}
-	lead := user("lead", auth.RoleLeader)
-	duty := user("duty", auth.RoleDuty)
+	lead := login(t, st, s.url, "lead", auth.RoleLeader)
+	duty := login(t, st, s.url, "duty", auth.RoleDuty)
 	sessID := uuid.NewString()
 	now := time.Now().UTC()
 	lead.do(t, "POST", "/api/v1/sessions", map[string]any{"id": sessID, "title": "Bầu cử 23/5/2021",
@@ -233,25 +218,14 @@ func TestKill9AndRestart(t *testing.T) {
 	floor, muted, hands := codes[0], []string{codes[1], codes[2]}, []string{codes[3], codes[4]}
 	watcher := codes[5]
 	rig := &rig{t: t}
-	opts := func(tok, role string, publish bool) client.Options {
-		return client.Options{URL: s.url, Token: tok, Role: role, Publish: publish, AutoReconnect: true,
-			ReconnectMax: 2 * time.Second}
-	}
 	all := map[string]*client.Client{}
-	all["22"] = rig.dial(opts(token(signaling.CommandCode), wire.RoleConsole, true))
-	console := rig.dial(opts(lead.token, wire.RoleConsole, false))
+	all["22"] = rig.dial(reconnecting(s.url, endpointToken(t, st, signaling.CommandCode), wire.RoleConsole, true))
+	console := rig.dial(reconnecting(s.url, lead.token, wire.RoleConsole, false))
 	all["console"] = console
 	for _, code := range codes {
-		all[code] = rig.dial(opts(token(code), wire.RoleEndpoint, true))
+		all[code] = rig.dial(reconnecting(s.url, endpointToken(t, st, code), wire.RoleEndpoint, true))
 	}
-	waitT(t, "everyone connected", 30*time.Second, func() bool {
-		for _, c := range all {
-			if c.State() != client.StateConnected {
-				return false
-			}
-		}
-		return true
-	})
+	waitT(t, "everyone connected", 30*time.Second, allConnected(all))
 
 	// The live state: floor, two mutes, two hands in order.
 	t0 := time.Now()
@@ -271,72 +245,27 @@ func TestKill9AndRestart(t *testing.T) {
 	floorVideoFlows(t, map[string]*client.Client{watcher: all[watcher]}, floor, t0, "before the kill")
 
 	// Incidents: 10 acknowledged before, and a writer that keeps going through the kill.
-	acked := map[string]int{} // id → status
-	var amu sync.Mutex
-	post := func(r *rest, id, code string) int {
-		status, _ := r.try("POST", "/api/v1/incidents", map[string]any{"id": id, "endpoint_code": code,
-			"category": "logistics", "severity": "low", "title": "Thiếu phiếu bầu " + id[:8]})
-		if status == 201 || status == 200 {
-			amu.Lock()
-			acked[id] = status
-			amu.Unlock()
-		}
-		return status
-	}
+	incidents := newIncidentLog(func(id, code string) int { return postIncident(duty, id, code) })
 	for i := range 10 {
-		if st := post(duty, uuid.NewString(), codes[i%len(codes)]); st != 201 {
+		if st := incidents.send(uuid.NewString(), codes[i%len(codes)]); st != 201 {
 			t.Fatalf("incident before the kill: %d", st)
 		}
 	}
-	stopWriter := make(chan struct{})
-	var unacked []string // sent, no answer (the kill): the client retries them later
-	var wmu sync.Mutex
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for i := 0; i < 2000; i++ {
-			select {
-			case <-stopWriter:
-				return
-			default:
-			}
-			id := uuid.NewString()
-			if st := post(duty, id, codes[i%len(codes)]); st != 201 {
-				wmu.Lock()
-				unacked = append(unacked, id)
-				wmu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	incidents.startWriter(codes, 2000) // unanswered ones (the kill) are retried later
 	time.Sleep(500 * time.Millisecond)
-	evBefore, err := st.EventsAfter(ctx, 0, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evBefore := allEvents(t, st)
 
-	recon0 := map[string]int{}
-	for n, c := range all {
-		recon0[n] = c.Reconnects()
-	}
+	recon0 := reconnects(all)
 	killAt := time.Now()
 	p.kill(t)
-	t.Logf("opscenter killed with SIGKILL; %d incidents acknowledged so far", len(acked))
+	t.Logf("opscenter killed with SIGKILL; %d incidents acknowledged so far", incidents.nAcked())
 	time.Sleep(time.Second)
-	close(stopWriter)
-	<-writerDone
+	incidents.stopWriter()
 	p = s.start(t)
 	restartedIn := time.Since(killAt)
 
 	// Everyone reconnects by itself.
-	d := waitT(t, "every client reconnected by itself", 60*time.Second, func() bool {
-		for n, c := range all {
-			if c.Reconnects() <= recon0[n] || c.State() != client.StateConnected {
-				return false
-			}
-		}
-		return true
-	})
+	d := waitT(t, "every client reconnected by itself", 60*time.Second, allBack(all, recon0, ""))
 	t.Logf("server back %v after the kill; all %d clients (%d endpoints, the command room, the leader's console) reconnected %v later",
 		restartedIn.Round(time.Millisecond), len(all), len(codes), d.Round(time.Millisecond))
 
@@ -365,47 +294,16 @@ func TestKill9AndRestart(t *testing.T) {
 	floorVideoFlows(t, map[string]*client.Client{watcher: all[watcher]}, floor, time.Now(), "after the restart")
 
 	// Unanswered incidents are retried with their ids; everything acknowledged is there.
-	for _, id := range unacked {
-		if st := post(duty, id, codes[0]); st != 201 && st != 200 {
-			t.Errorf("retry of %s after the restart: %d", id, st)
-		}
-	}
-	lost := 0
-	for id := range acked {
-		if _, err := st.GetIncident(ctx, id); err != nil {
-			lost++
-			t.Errorf("acknowledged incident %s lost: %v", id, err)
-		}
-	}
-	page, err := st.ListIncidents(ctx, store.IncidentFilter{Limit: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page.Incidents) != len(acked) {
-		t.Errorf("%d incidents in the log, %d distinct ids acknowledged", len(page.Incidents), len(acked))
-	}
+	incidents.retryUnacked(t, codes[0], "after the restart")
+	lost, inLog := incidents.check(t, st, 200)
 	t.Logf("%d incidents acknowledged (%d unanswered during the kill, retried with the same id), %d lost, %d in the log",
-		len(acked), len(unacked), lost, len(page.Incidents))
-	evAfter, err := st.EventsAfter(ctx, 0, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range evBefore {
-		if i >= len(evAfter) || evAfter[i].ID != e.ID || evAfter[i].Action != e.Action {
-			t.Fatalf("audit event %d (%s) before the kill is not the same after it", e.ID, e.Action)
-		}
-	}
+		len(incidents.acked), len(incidents.unacked), lost, inLog)
+	evAfter := allEvents(t, st)
+	eventsKept(t, evBefore, evAfter)
 
 	// opscenter audit verify, as an operator would run it.
-	vctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(vctx, bin, "audit", "verify")
-	cmd.Env = append(os.Environ(), s.env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("opscenter audit verify: %v\n%s", err, out)
-	}
-	t.Logf("opscenter audit verify: %s (%d events before the kill, %d now)", bytes.TrimSpace(lastLine(out)), len(evBefore), len(evAfter))
+	verified := auditVerify(t, bin, s.env)
+	t.Logf("opscenter audit verify: %s (%d events before the kill, %d now)", bytes.TrimSpace(verified), len(evBefore), len(evAfter))
 }
 
 func lastLine(b []byte) []byte {

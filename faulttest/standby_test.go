@@ -8,11 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,38 +43,8 @@ type pairMember struct {
 // want (200 active, 503 standby).
 func startPairMember(t *testing.T, bin string, m *pairMember, want int) *proc {
 	t.Helper()
-	lf, err := os.Create(m.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), m.env...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, exited: make(chan error, 1), log: lf}
-	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() { p.stop() })
-	start := time.Now()
-	for {
-		select {
-		case err := <-p.exited:
-			p.exited <- err
-			b, _ := os.ReadFile(m.log)
-			t.Fatalf("%s exited: %v\n%s", m.name, err, b)
-		default:
-		}
-		if st, _ := readyz(m.url); st == want {
-			break
-		}
-		if time.Since(start) > 60*time.Second {
-			b, _ := os.ReadFile(m.log)
-			t.Fatalf("%s: /readyz not %d after 60 s\n%s", m.name, want, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Logf("%s (pid %d) up in %v, /readyz %d", m.name, cmd.Process.Pid, time.Since(start).Round(time.Millisecond), want)
+	p, took := serve(t, bin, m.env, m.log, m.name, m.url, want)
+	t.Logf("%s (pid %d) up in %v, /readyz %d", m.name, p.cmd.Process.Pid, took.Round(time.Millisecond), want)
 	return p
 }
 
@@ -141,14 +109,7 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 		b, _ := os.ReadFile(mB.log)
 		t.Fatalf("B's /readyz: %d %v, want 503 standby naming %s\n%s", code, body, urlA, b)
 	}
-	tok := func(code string) string {
-		tk, err := st.IssueEndpointToken(ctx, "test", code)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tk
-	}
-	cmdTok := tok(signaling.CommandCode)
+	cmdTok := endpointToken(t, st, signaling.CommandCode)
 	req, _ := http.NewRequest("GET", urlB+"/ws", nil)
 	req.Header.Set("Authorization", "Bearer "+cmdTok)
 	if resp, err := http.DefaultClient.Do(req); err != nil {
@@ -161,20 +122,7 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 		}
 	}
 
-	user := func(name string, role auth.Role) *rest {
-		pw := "password-" + name + "-long"
-		h, err := auth.HashPassword(pw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.CreateUser(ctx, "test", name, role, h); err != nil {
-			t.Fatal(err)
-		}
-		var out struct{ Token string }
-		(&rest{base: urlA}).do(t, "POST", "/api/v1/auth/login", map[string]string{"username": name, "password": pw}, &out, 200)
-		return &rest{base: urlA, token: out.Token}
-	}
-	lead, duty := user("lead", auth.RoleLeader), user("duty", auth.RoleDuty)
+	lead, duty := login(t, st, urlA, "lead", auth.RoleLeader), login(t, st, urlA, "duty", auth.RoleDuty)
 	sessID := uuid.NewString()
 	now := time.Now().UTC()
 	lead.do(t, "POST", "/api/v1/sessions", map[string]any{"id": sessID, "title": "Bầu cử 23/5/2021",
@@ -184,24 +132,13 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 	codes := communes(t, st, 4)
 	floor, muted, hand, watcher := codes[0], codes[1], codes[2], codes[3]
 	r := &rig{t: t}
-	opts := func(tk, role string, publish bool) client.Options {
-		return client.Options{URL: urlA, Token: tk, Role: role, Publish: publish, AutoReconnect: true,
-			ReconnectMax: 2 * time.Second}
-	}
-	all := map[string]*client.Client{"22": r.dial(opts(cmdTok, wire.RoleConsole, true))}
-	console := r.dial(opts(lead.token, wire.RoleConsole, false))
+	all := map[string]*client.Client{"22": r.dial(reconnecting(urlA, cmdTok, wire.RoleConsole, true))}
+	console := r.dial(reconnecting(urlA, lead.token, wire.RoleConsole, false))
 	all["console"] = console
 	for _, code := range codes {
-		all[code] = r.dial(opts(tok(code), wire.RoleEndpoint, true))
+		all[code] = r.dial(reconnecting(urlA, endpointToken(t, st, code), wire.RoleEndpoint, true))
 	}
-	waitT(t, "everyone connected to A", 30*time.Second, func() bool {
-		for _, c := range all {
-			if c.State() != client.StateConnected {
-				return false
-			}
-		}
-		return true
-	})
+	waitT(t, "everyone connected to A", 30*time.Second, allConnected(all))
 	if got := console.Welcome().NodeURLs; !slices.Equal(got, []string{urlA, urlB}) {
 		t.Fatalf("welcome node_urls %v, want [%s %s]", got, urlA, urlB)
 	}
@@ -225,70 +162,31 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 
 	// Incidents: acknowledged ones before, and a writer that keeps going through
 	// the takeover, trying the node's addresses in order like any client.
-	var amu sync.Mutex
-	acked := map[string]bool{}
-	var unacked []string
-	post := func(id, code string) bool {
+	incidents := newIncidentLog(func(id, code string) (status int) {
 		for _, base := range []string{urlA, urlB} {
-			r := &rest{base: base, token: duty.token}
-			status, _ := r.try("POST", "/api/v1/incidents", map[string]any{"id": id, "endpoint_code": code,
-				"category": "logistics", "severity": "low", "title": "Thiếu phiếu bầu " + id[:8]})
-			if status == 201 || status == 200 {
-				amu.Lock()
-				acked[id] = true
-				amu.Unlock()
-				return true
+			if status = postIncident(&rest{base: base, token: duty.token}, id, code); ackStatus(status) {
+				break
 			}
 		}
-		return false
-	}
+		return status
+	})
 	for i := range 5 {
-		if !post(uuid.NewString(), codes[i%len(codes)]) {
+		if !ackStatus(incidents.send(uuid.NewString(), codes[i%len(codes)])) {
 			t.Fatal("incident before the kill not acknowledged")
 		}
 	}
-	stopWriter, writerDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for i := 0; i < 3000; i++ {
-			select {
-			case <-stopWriter:
-				return
-			default:
-			}
-			if id := uuid.NewString(); !post(id, codes[i%len(codes)]) {
-				amu.Lock()
-				unacked = append(unacked, id)
-				amu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	incidents.startWriter(codes, 3000)
 	time.Sleep(500 * time.Millisecond)
-	evBefore, err := st.EventsAfter(ctx, 0, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recon0 := map[string]int{}
-	for n, c := range all {
-		recon0[n] = c.Reconnects()
-	}
+	evBefore := allEvents(t, st)
+	recon0 := reconnects(all)
 
 	killAt := time.Now()
 	pA.kill(t)
 	waitT(t, "B active (/readyz 200)", 5*takeoverGoal, func() bool { s, _ := readyz(urlB); return s == 200 })
 	takeover := time.Since(killAt)
-	waitT(t, "every client back, on B", 5*reconnectGoal, func() bool {
-		for n, c := range all {
-			if c.Reconnects() <= recon0[n] || c.State() != client.StateConnected || c.ServerURL() != urlB {
-				return false
-			}
-		}
-		return true
-	})
+	waitT(t, "every client back, on B", 5*reconnectGoal, allBack(all, recon0, urlB))
 	back := time.Since(killAt)
-	close(stopWriter)
-	<-writerDone
+	incidents.stopWriter()
 	t.Logf("standby takeover: B active %v after A's SIGKILL (goal %v); all %d clients back on B %v after it (goal %v)",
 		takeover.Round(time.Millisecond), takeoverGoal, len(all), back.Round(time.Millisecond), reconnectGoal)
 	slog.Info("standby takeover measured", "takeover", takeover.Round(time.Millisecond), "all_back", back.Round(time.Millisecond),
@@ -333,32 +231,10 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 
 	// The log: unanswered incidents retried with their ids; every acknowledged
 	// one there once; the events before the kill unchanged; the chain intact.
-	for _, id := range unacked {
-		if !post(id, codes[0]) {
-			t.Errorf("retry of %s on B failed", id)
-		}
-	}
-	for id := range acked {
-		if _, err := st.GetIncident(ctx, id); err != nil {
-			t.Errorf("acknowledged incident %s lost: %v", id, err)
-		}
-	}
-	page, err := st.ListIncidents(ctx, store.IncidentFilter{Limit: 500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page.Incidents) != len(acked) {
-		t.Errorf("%d incidents in the log, %d distinct ids acknowledged", len(page.Incidents), len(acked))
-	}
-	evAfter, err := st.EventsAfter(ctx, 0, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range evBefore {
-		if i >= len(evAfter) || evAfter[i].ID != e.ID || evAfter[i].Action != e.Action {
-			t.Fatalf("audit event %d (%s) before the kill is not the same after it", e.ID, e.Action)
-		}
-	}
+	incidents.retryUnacked(t, codes[0], "on B")
+	_, inLog := incidents.check(t, st, 500)
+	evAfter := allEvents(t, st)
+	eventsKept(t, evBefore, evAfter)
 	// The live actions before the kill (floor, mute, hand) are not written again
 	// by B when it restores the state (event keys are unique in the table).
 	liveBefore := map[string]int64{}
@@ -373,14 +249,6 @@ func TestStandbyTakesOverAfterKill9(t *testing.T) {
 		}
 	}
 	t.Logf("%d incidents acknowledged (%d unanswered during the takeover, retried), %d in the log; %d events before the kill, %d now",
-		len(acked), len(unacked), len(page.Incidents), len(evBefore), len(evAfter))
-	vctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(vctx, bin, "audit", "verify")
-	cmd.Env = append(os.Environ(), mB.env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("opscenter audit verify: %v\n%s", err, out)
-	}
-	t.Logf("opscenter audit verify: %s", strings.TrimSpace(string(lastLine(out))))
+		len(incidents.acked), len(incidents.unacked), inLog, len(evBefore), len(evAfter))
+	t.Logf("opscenter audit verify: %s", strings.TrimSpace(string(auditVerify(t, bin, mB.env))))
 }

@@ -202,8 +202,7 @@ func TestTreeStandby(t *testing.T) {
 	startPairMember(t, bin, nat, 200)
 	natLead := login(t, natSt, nat.url, "nat-lead", auth.RoleLeader)
 	startTreeSession(t, natLead, "Bầu cử 23/5/2021 (toàn quốc)")
-	natConsole := (&rig{t: t}).dial(client.Options{URL: nat.url, Token: natLead.token, Role: wire.RoleConsole,
-		AutoReconnect: true, ReconnectMax: 2 * time.Second})
+	natConsole := (&rig{t: t}).dial(reconnecting(nat.url, natLead.token, wire.RoleConsole, false))
 
 	// Province 22: A active, B standby, one shared database that outlives both.
 	provDSN := storetest.DSN(t)
@@ -236,12 +235,7 @@ func TestTreeStandby(t *testing.T) {
 		st01 := openStore(t, dsn01)
 		startTreeSession(t, login(t, st01, m01.url, "hn-lead", auth.RoleLeader), "Bầu cử 23/5/2021 (Hà Nội)")
 		for _, code := range []string{"00001", "00004"} {
-			tk, err := st01.IssueEndpointToken(ctx, "test", code)
-			if err != nil {
-				t.Fatal(err)
-			}
-			others[code] = (&rig{t: t}).dial(client.Options{URL: m01.url, Token: tk, Role: wire.RoleEndpoint,
-				Publish: true, AutoReconnect: true, ReconnectMax: 2 * time.Second})
+			others[code] = (&rig{t: t}).dial(reconnecting(m01.url, endpointToken(t, st01, code), wire.RoleEndpoint, true))
 		}
 	}
 	waitT(t, "the nation sees the provinces online, 01's endpoints connected", 30*time.Second, func() bool {
@@ -258,32 +252,15 @@ func TestTreeStandby(t *testing.T) {
 	provLead := login(t, provSt, mA.url, "qn-lead", auth.RoleLeader)
 	provDuty := login(t, provSt, mA.url, "qn-duty", auth.RoleDuty)
 	sessID := startTreeSession(t, provLead, "Bầu cử 23/5/2021 (Quảng Ninh)")
-	tok := func(code string) string {
-		tk, err := provSt.IssueEndpointToken(ctx, "test", code)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tk
-	}
 	r := &rig{t: t}
-	opts := func(tk, role string, publish bool) client.Options {
-		return client.Options{URL: mA.url, Token: tk, Role: role, Publish: publish, AutoReconnect: true,
-			ReconnectMax: 2 * time.Second}
-	}
-	console := r.dial(opts(provLead.token, wire.RoleConsole, false))
-	all := map[string]*client.Client{"22": r.dial(opts(tok(signaling.CommandCode), wire.RoleConsole, true)), "console": console}
+	console := r.dial(reconnecting(mA.url, provLead.token, wire.RoleConsole, false))
+	all := map[string]*client.Client{"22": r.dial(reconnecting(mA.url, endpointToken(t, provSt, signaling.CommandCode), wire.RoleConsole, true)),
+		"console": console}
 	codes := communes(t, provSt, nCommunes)
 	for _, code := range codes {
-		all[code] = r.dial(opts(tok(code), wire.RoleEndpoint, true))
+		all[code] = r.dial(reconnecting(mA.url, endpointToken(t, provSt, code), wire.RoleEndpoint, true))
 	}
-	waitT(t, "the province's clients connected to A", 60*time.Second, func() bool {
-		for _, c := range all {
-			if c.State() != client.StateConnected {
-				return false
-			}
-		}
-		return true
-	})
+	waitT(t, "the province's clients connected to A", 60*time.Second, allConnected(all))
 	if got := console.Welcome().NodeURLs; !slices.Equal(got, []string{mA.url, mB.url}) {
 		t.Fatalf("welcome node_urls %v, want [%s %s]", got, mA.url, mB.url)
 	}
@@ -312,25 +289,12 @@ func TestTreeStandby(t *testing.T) {
 	})
 
 	// SIGKILL the active province process.
-	recon0 := map[string]int{}
-	for n, c := range all {
-		recon0[n] = c.Reconnects()
-	}
-	for n, c := range others {
-		recon0[n] = c.Reconnects()
-	}
+	recon0 := reconnects(all, others)
 	killAt := time.Now()
 	pA.kill(t)
 	waitT(t, "B active (/readyz 200)", 5*takeoverGoal, func() bool { s, _ := readyz(mB.url); return s == 200 })
 	takeover := time.Since(killAt)
-	waitT(t, "the province's clients back, on B", 5*reconnectGoal, func() bool {
-		for n, c := range all {
-			if c.Reconnects() <= recon0[n] || c.State() != client.StateConnected || c.ServerURL() != mB.url {
-				return false
-			}
-		}
-		return true
-	})
+	waitT(t, "the province's clients back, on B", 5*reconnectGoal, allBack(all, recon0, mB.url))
 	back := time.Since(killAt)
 	var uplinkBack time.Duration
 	waitT(t, "the nation sees 22 online again", 5*uplinkGoal, func() bool {

@@ -167,28 +167,9 @@ type whipPub struct {
 func publishWHIP(t *testing.T, h httpClient, code string, rids []string) *whipPub {
 	t.Helper()
 	pc := pionPC(t)
-	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	var tracks []*webrtc.TrackLocalStaticRTP
-	var sender *webrtc.RTPSender
-	for i, rid := range rids {
-		var opts []func(*webrtc.TrackLocalStaticRTP)
-		if len(rids) > 1 {
-			opts = append(opts, webrtc.WithRTPStreamID(rid))
-		}
-		tr, err := webrtc.NewTrackLocalStaticRTP(vp8, "video", "whip-"+code, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tracks = append(tracks, tr)
-		if i == 0 {
-			x, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sender = x.Sender()
-		} else if err := sender.AddEncoding(tr); err != nil {
-			t.Fatal(err)
-		}
+	sender, tracks, err := rtc.AddSimulcastSendOnly(pc, "whip-"+code, rids)
+	if err != nil {
+		t.Fatal(err)
 	}
 	offer, cands := offerLikeOBS(t, pc)
 	if len(rids) > 1 && !strings.Contains(offer, "a=simulcast:send ") {

@@ -24,20 +24,15 @@ type Source struct {
 var errNoTrack = errors.New("source: not attached to a connection")
 
 // WriteVideo publishes one VP8 packet (its payload type and SSRC are rewritten).
-func (s *Source) WriteVideo(p *rtp.Packet) error {
-	s.mu.Lock()
-	t := s.video
-	s.mu.Unlock()
-	if t == nil {
-		return errNoTrack
-	}
-	return t.WriteRTP(p)
-}
+func (s *Source) WriteVideo(p *rtp.Packet) error { return s.write(&s.video, p) }
 
 // WriteAudio publishes one Opus packet.
-func (s *Source) WriteAudio(p *rtp.Packet) error {
+func (s *Source) WriteAudio(p *rtp.Packet) error { return s.write(&s.audio, p) }
+
+// write publishes p on the track *track of the current connection, if any.
+func (s *Source) write(track **webrtc.TrackLocalStaticRTP, p *rtp.Packet) error {
 	s.mu.Lock()
-	t := s.audio
+	t := *track
 	s.mu.Unlock()
 	if t == nil {
 		return errNoTrack

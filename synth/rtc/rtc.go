@@ -66,6 +66,25 @@ func Settings(networkTypes []webrtc.NetworkType, interfaces []string) *webrtc.Se
 // AddSimulcast adds one VP8 video track with an encoding per rid (one rid:
 // no simulcast, no rid) to pc, and returns its sender and tracks in rid order.
 func AddSimulcast(pc *webrtc.PeerConnection, streamID string, rids []string) (*webrtc.RTPSender, []*webrtc.TrackLocalStaticRTP, error) {
+	return addSimulcast(pc, streamID, rids, pc.AddTrack)
+}
+
+// AddSimulcastSendOnly is AddSimulcast on a send-only transceiver, as OBS
+// (a WHIP publisher) adds its video.
+func AddSimulcastSendOnly(pc *webrtc.PeerConnection, streamID string, rids []string) (*webrtc.RTPSender, []*webrtc.TrackLocalStaticRTP, error) {
+	return addSimulcast(pc, streamID, rids, func(tr webrtc.TrackLocal) (*webrtc.RTPSender, error) {
+		x, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, err
+		}
+		return x.Sender(), nil
+	})
+}
+
+// addSimulcast adds the first track with add and the others as its sender's
+// encodings.
+func addSimulcast(pc *webrtc.PeerConnection, streamID string, rids []string,
+	add func(webrtc.TrackLocal) (*webrtc.RTPSender, error)) (*webrtc.RTPSender, []*webrtc.TrackLocalStaticRTP, error) {
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	var tracks []*webrtc.TrackLocalStaticRTP
 	var sender *webrtc.RTPSender
@@ -80,7 +99,7 @@ func AddSimulcast(pc *webrtc.PeerConnection, streamID string, rids []string) (*w
 		}
 		tracks = append(tracks, tr)
 		if i == 0 {
-			if sender, err = pc.AddTrack(tr); err != nil {
+			if sender, err = add(tr); err != nil {
 				return nil, nil, err
 			}
 		} else if err := sender.AddEncoding(tr); err != nil {
