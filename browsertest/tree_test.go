@@ -19,7 +19,10 @@ import (
 // process the first parent packet reaches a commune 0.7–1.0 s after
 // program_source parent (WHIP set-up, ICE, keyframe) and the own program comes
 // back in 15–60 ms (docs/tree.md); the browser adds a keyframe's decode and
-// its first painted frame. The test allows 5× each (DESIGN.md).
+// its first painted frame, and switching back to a console's program resumes
+// its encodings, which the server paused while nobody watched them
+// (layer_control, then a keyframe from Chromium's encoder). The test allows 5×
+// each (DESIGN.md).
 const (
 	treeParentGoal = 2 * time.Second        // click → the nation's program on the commune's screen
 	treeOwnGoal    = 1 * time.Second        // click back → the province's own program again
@@ -27,41 +30,46 @@ const (
 	treeBadgeGoal  = 3 * time.Second        // console opened → the uplink badge "connected"
 )
 
-// treeWatchJS starts, in a page, a watch on the video at sel: it polls its
-// picture every 20 ms (away from the moving block, as sampleJS does) and
-// resolves window.__treeWatch to {at, rgb} at the first frame whose nearest
-// palette colour is want (at: Date.now(); 0 after ms without it).
+// treeWatchJS starts, in a page, a watch on the video at sel: at each frame it
+// presents (requestVideoFrameCallback) it samples the picture away from the
+// moving block, as sampleJS does, and resolves window.__treeWatch to {at, recv,
+// rgb} at the first frame whose nearest palette colour is want: at is when it
+// was presented, recv when its last packet was received (0 if the browser does
+// not say), both Date.now() times; at is 0 after ms without it.
 const treeWatchJS = `((sel, want, palette, ms) => {
 	const c = document.createElement('canvas'); c.width = 64; c.height = 36;
 	const g = c.getContext('2d', { willReadFrequently: true });
-	const t0 = Date.now();
-	let last = null;
+	const t0 = Date.now(), origin = performance.timeOrigin;
+	let last = null, done = false;
 	window.__treeWatch = new Promise((ok) => {
-		const tick = () => {
-			const v = document.querySelector(sel);
-			if (v && v.videoWidth) {
-				g.drawImage(v, 0, 0, 64, 36);
-				const d = g.getImageData(40, 24, 1, 1).data;
-				last = [d[0], d[1], d[2]];
-				let best = '', bd = Infinity;
-				for (const [name, p] of Object.entries(palette)) {
-					const dist = Math.hypot(d[0] - p[0], d[1] - p[1], d[2] - p[2]);
-					if (dist < bd) { best = name; bd = dist; }
-				}
-				if (best === want && bd < 120) return ok({ at: Date.now(), rgb: last });
+		const v = document.querySelector(sel);
+		const frame = (now, meta) => {
+			if (done) return;
+			g.drawImage(v, 0, 0, 64, 36);
+			const d = g.getImageData(40, 24, 1, 1).data;
+			last = [d[0], d[1], d[2]];
+			let best = '', bd = Infinity;
+			for (const [name, p] of Object.entries(palette)) {
+				const dist = Math.hypot(d[0] - p[0], d[1] - p[1], d[2] - p[2]);
+				if (dist < bd) { best = name; bd = dist; }
 			}
-			if (Date.now() - t0 > ms) return ok({ at: 0, rgb: last });
-			setTimeout(tick, 20);
+			if (best === want && bd < 120) {
+				done = true;
+				return ok({ at: origin + meta.presentationTime, recv: meta.receiveTime ? origin + meta.receiveTime : 0, rgb: last });
+			}
+			v.requestVideoFrameCallback(frame);
 		};
-		tick();
+		v.requestVideoFrameCallback(frame);
+		setTimeout(() => { if (!done) { done = true; ok({ at: 0, recv: 0, rgb: last }); } }, ms);
 	});
 	return true; })(%q, %q, %s, %d)`
 
 // treeSwitch watches the commune's program for want, clicks the province
 // console's program-source button, and returns how long after the click the
-// commune painted want (Date.now() of both pages: one machine, one clock), and
-// how long the console's button took to show label.
-func treeSwitch(t *testing.T, con, commune *browser, want, label string, goal time.Duration) (shown, relabelled time.Duration) {
+// commune presented a frame in want and received its last packet (Date.now() of
+// both pages: one machine, one clock), and how long the console's button took
+// to show label.
+func treeSwitch(t *testing.T, con, commune *browser, want, label string, goal time.Duration) (shown, received, relabelled time.Duration) {
 	t.Helper()
 	pal, err := json.Marshal(palette)
 	if err != nil {
@@ -83,8 +91,9 @@ func treeSwitch(t *testing.T, con, commune *browser, want, label string, goal ti
 	}
 	relabelled = time.Duration(ms) * time.Millisecond
 	var res struct {
-		At  float64   `json:"at"`
-		RGB []float64 `json:"rgb"`
+		At   float64   `json:"at"`
+		Recv float64   `json:"recv"`
+		RGB  []float64 `json:"rgb"`
 	}
 	raw := eval[map[string]any](commune, `window.__treeWatch`)
 	b, _ := json.Marshal(raw)
@@ -96,8 +105,11 @@ func treeSwitch(t *testing.T, con, commune *browser, want, label string, goal ti
 		con.screenshot("tree-switch-console-" + want)
 		t.Fatalf("the commune's program did not show %s within %v (5× the goal %v) of the click; last colour %v", want, bound, goal, res.RGB)
 	}
-	shown = time.Duration(res.At-clicked) * time.Millisecond
-	return shown, relabelled
+	shown = time.Duration((res.At - clicked) * float64(time.Millisecond))
+	if res.Recv > 0 {
+		received = time.Duration((res.Recv - clicked) * float64(time.Millisecond))
+	}
+	return shown, received, relabelled
 }
 
 // TestTreeInChromium runs the tree of issue #15 in real browsers: two opscenter
@@ -184,9 +196,9 @@ func TestTreeInChromium(t *testing.T) {
 	}
 
 	// The switch to the nation's program.
-	shown, label := treeSwitch(t, con, commune, "blue", "Phát chương trình của tỉnh", treeParentGoal)
-	t.Logf("FIGURE tree: program_source parent (console click) → the nation's program on the commune's screen %v (goal %v, bound %v); button relabelled %v",
-		shown.Round(time.Millisecond), treeParentGoal, 5*treeParentGoal, label.Round(time.Millisecond))
+	shown, recv, label := treeSwitch(t, con, commune, "blue", "Phát chương trình của tỉnh", treeParentGoal)
+	t.Logf("FIGURE tree: program_source parent (console click) → the nation's program on the commune's screen %v (its frame received at %v; goal %v, bound %v); button relabelled %v",
+		shown.Round(time.Millisecond), recv.Round(time.Millisecond), treeParentGoal, 5*treeParentGoal, label.Round(time.Millisecond))
 	if text, on, _, disabled := btn(); on != "true" || disabled || !strings.Contains(text, "của tỉnh") {
 		t.Errorf("program-source button after the switch: %q data-on=%s disabled=%v", text, on, disabled)
 	}
@@ -198,19 +210,23 @@ func TestTreeInChromium(t *testing.T) {
 	if name, d := colourOf(commune, "#program"); name != "blue" {
 		t.Errorf("the commune's program shows %s (%.0f) after 6 s of the parent's program, want blue", name, d)
 	}
+	// Nobody watches the console's own program meanwhile: the server pauses its
+	// encodings (layer_control), and switching back resumes them (a keyframe).
+	t.Logf("province console's encodings as the server asked while the parent's program is on: %v", eval[map[string]any](con, `window.__ops.layers`))
 	con.screenshot("tree-console")
 	commune.screenshot("tree-join-parent")
 
 	// And back to the province's own program.
-	shown2, label2 := treeSwitch(t, con, commune, "green", "Phát chương trình cấp trên", treeOwnGoal)
-	t.Logf("FIGURE tree: program_source own (console click) → the province's program back on the commune's screen %v (goal %v, bound %v); button relabelled %v",
-		shown2.Round(time.Millisecond), treeOwnGoal, 5*treeOwnGoal, label2.Round(time.Millisecond))
+	shown2, recv2, label2 := treeSwitch(t, con, commune, "green", "Phát chương trình cấp trên", treeOwnGoal)
+	t.Logf("FIGURE tree: program_source own (console click) → the province's program back on the commune's screen %v (its frame received at %v; goal %v, bound %v); button relabelled %v",
+		shown2.Round(time.Millisecond), recv2.Round(time.Millisecond), treeOwnGoal, 5*treeOwnGoal, label2.Round(time.Millisecond))
 	if text, on, _, disabled := btn(); on != "false" || disabled || text != "Phát chương trình cấp trên" {
 		t.Errorf("program-source button after switching back: %q data-on=%s disabled=%v", text, on, disabled)
 	}
 	rates = framesFlow(commune, "the province's program", "program_video")
 	t.Logf("commune: the province's program keeps decoding: %.1f then %.1f frames/s", at(rates, 0), at(rates, 1))
 	commune.screenshot("tree-join-own")
+	t.Logf("province console's encodings as the server asked after switching back: %v", eval[map[string]any](con, `window.__ops.layers`))
 	if text := eval[string](con, `document.getElementById('uplinkinfo').textContent`); text != "Cấp trên: đã kết nối" {
 		t.Errorf("uplink badge after the switches: %q", text)
 	}
