@@ -164,11 +164,23 @@ func startServer(t testing.TB) *server {
 // startServerDSN runs the built binary on the database at dsn.
 func startServerDSN(t testing.TB, dsn string) *server {
 	t.Helper()
+	return startNode(t, "", dsn)
+}
+
+// startNode runs the built binary on the database at dsn with extra environment
+// settings (a node of a tree: its roster, its parent); name, if not empty, tells
+// its log from the other servers' of the test.
+func startNode(t testing.TB, name, dsn string, extra ...string) *server {
+	t.Helper()
 	bin := buildBinary(t)
 	port := freePort(t)
 	state := t.TempDir()
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	logPath := filepath.Join(outputDir(t), t.Name()+"-server.log")
+	logName := t.Name() + "-server.log"
+	if name != "" {
+		logName = t.Name() + "-" + name + "-server.log"
+	}
+	logPath := filepath.Join(outputDir(t), logName)
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +189,7 @@ func startServerDSN(t testing.TB, dsn string) *server {
 	// The harness's settings (free ports, state files in state): parallel servers.
 	cmd.Env = append(os.Environ(), harness.Settings(state, fmt.Sprintf("127.0.0.1:%d", port), "127.0.0.1:0")...)
 	cmd.Env = append(cmd.Env, "OPSCENTER_DATABASE_URL="+dsn, "OPSCENTER_LOG_LEVEL=info")
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
