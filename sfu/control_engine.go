@@ -60,7 +60,27 @@ type Engine struct {
 	mu     sync.Mutex
 	peers  map[string]*Peer
 	closed bool
-	wg     sync.WaitGroup // reader goroutines
+	wg     sync.WaitGroup // reader goroutines; added to only through goReader
+}
+
+// goReader runs f on a reader goroutine that Close waits for, unless the
+// engine is closed (then it reports false and runs nothing). Pion starts
+// receivers and RTCP streams on its own goroutines, which can still be at
+// work while Close waits: the check and the Add under mu keep every Add
+// before Wait (a WaitGroup must not be added to while it is being waited on).
+func (e *Engine) goReader(f func()) bool {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return false
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func (c *Config) setDefaults() {

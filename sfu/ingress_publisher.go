@@ -65,12 +65,10 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	t.layers[idx].Store(l)
 	p.log.Debug("track", "kind", kind.String(), "mid", mid, "rid", remote.RID(), "ssrc", l.ssrc)
 
-	p.e.wg.Add(1)
-	go func() {
-		defer p.e.wg.Done()
+	p.e.goReader(func() {
 		l.readLoop()
 		p.layerEnded(t, l)
-	}()
+	})
 	if isNew {
 		if f := p.e.hooks.Load().OnTrack; f != nil {
 			f(p.id, t)

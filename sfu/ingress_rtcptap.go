@@ -58,8 +58,7 @@ type rtcpTap struct {
 }
 
 func (t *rtcpTap) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
-	t.e.wg.Add(1)
-	go t.drain(r)
+	t.e.goReader(func() { t.drain(r) })
 	return interceptor.RTCPReaderFunc(func([]byte, interceptor.Attributes) (int, interceptor.Attributes, error) {
 		<-t.done
 		return 0, nil, errRTCPTapped
@@ -70,7 +69,6 @@ func (t *rtcpTap) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReade
 // PeerConnection closed). RTCP is a few packets per second per stream, so
 // one small goroutine per stream is cheap; the buffer is reused.
 func (t *rtcpTap) drain(r interceptor.RTCPReader) {
-	defer t.e.wg.Done()
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := r.Read(buf, nil)

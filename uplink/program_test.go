@@ -161,7 +161,9 @@ func TestParentProgramReachesCommune(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("switch back → the command room's program at the commune: %v", waitProgram("22", back, "own program again"))
-	if tr.child.Uplink.Status().ProgramSource != uplink.SourceOwn {
+	// The relay ends (the program comes back) before the uplink records the
+	// new source: wait for the status rather than read it once.
+	if err := client.WaitFor(func() bool { return tr.child.Uplink.Status().ProgramSource == uplink.SourceOwn }, 5*time.Second); err != nil {
 		t.Fatal("status still says parent")
 	}
 	// Both switches are in the province's audit log, by the leader.

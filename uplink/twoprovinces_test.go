@@ -266,8 +266,10 @@ func twoHopsDown(t *testing.T, tr *tree2, natLead, qnLead *apptest.Client, qnCom
 		t.Fatal(err)
 	}
 	first(qnCommune, signaling.SlotProgramVideo, "22", own, "22's own program back")
-	if st := tr.qn.Uplink.Status(); st.ProgramSource != uplink.SourceOwn {
-		t.Fatalf("22's uplink status %+v", st)
+	// The relay ends (the program comes back) before the uplink records the
+	// new source: wait for the status rather than read it once.
+	if err := client.WaitFor(func() bool { return tr.qn.Uplink.Status().ProgramSource == uplink.SourceOwn }, 5*time.Second); err != nil {
+		t.Fatalf("22's uplink status %+v", tr.qn.Uplink.Status())
 	}
 }
 
